@@ -1,0 +1,228 @@
+"""The one environment-driver interface: start an instance, run commands, copy files, stop, describe.
+
+Every environment (native, lxc, kvm, and the fake used by fast unit tests) implements it, and no
+workload ever asks which driver runs it. A workload sees only an :class:`Instance`:
+
+* ``exec(argv)`` runs a command inside and returns stdout, stderr and the exit code;
+* ``spawn(argv)`` starts a background server inside (it dies with the instance);
+* ``endpoint(port)`` says where a client *on the host* reaches that server (loopback for native,
+  the container's address on the private bridge, a DNAT'ed host address, the guest's address on
+  the private libvirt network...);
+* ``copy_in``/``copy_out`` move files; ``describe()`` says what the instance sees from inside;
+* ``stop()`` tears everything down and is safe to call more than once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+from ..errors import InstanceError
+
+log = logging.getLogger("isobench")
+
+#: the working directory every workload uses inside an environment; the driver decides what backs
+#: it (a host directory for native and LXC volumes, the container rootfs, the guest disk).
+DATA_DIR = "/data"
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    def check(self, what: str = "") -> "ExecResult":
+        """Raise a one-line InstanceError unless the command succeeded."""
+        if self.returncode != 0:
+            tail = (self.stderr.strip().splitlines() or self.stdout.strip().splitlines() or [""])[-1]
+            label = what or shlex.join(self.argv)[:120]
+            raise InstanceError(f"{label}: exit {self.returncode}: {tail[:300]}")
+        return self
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client on the host connects to reach a port served inside an instance."""
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resources every non-native environment gets (LXC cgroup limits = KVM vCPUs and memory)."""
+    cpus: int
+    memory_mib: int
+
+    def cpuset(self) -> str:
+        return "0" if self.cpus == 1 else f"0-{self.cpus - 1}"
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+    #: labels recorded with every cell of this environment (e.g. accel=tcg, emulated=True)
+    labels: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Host locations the pipeline owns; everything under ``root`` is the project's."""
+    root: Path
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def instances(self) -> Path:
+        return self.root / "instances"
+
+    @property
+    def corpora(self) -> Path:
+        return self.root / "corpora"
+
+    def instance_dir(self, name: str) -> Path:
+        return self.instances / name
+
+
+class Instance(ABC):
+    """A running environment. Use as a context manager so ``stop()`` runs on every path."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._stopped = False
+
+    # -- commands -------------------------------------------------------------------------
+    @abstractmethod
+    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None) -> tuple[int, bytes, bytes]:
+        """Run argv inside; return (exit code, stdout, stderr). Raise InstanceError on timeout."""
+
+    def exec(self, argv: Sequence[str], *, timeout: float = 600, input: bytes | None = None) -> ExecResult:
+        t0 = time.monotonic()
+        rc, out, err = self._exec(list(argv), timeout, input)
+        res = ExecResult(tuple(argv), rc, out.decode(errors="replace"), err.decode(errors="replace"),
+                         time.monotonic() - t0)
+        log.debug("%s: %s -> %d (%.3fs)", self.name, shlex.join(argv)[:200], rc, res.seconds)
+        return res
+
+    def sh(self, script: str, *, timeout: float = 600, input: bytes | None = None) -> ExecResult:
+        """Run a POSIX shell snippet inside."""
+        return self.exec(["/bin/sh", "-c", script], timeout=timeout, input=input)
+
+    def spawn(self, argv: Sequence[str], *, tag: str) -> None:
+        """Start a long-running server inside, detached; its output goes to /tmp/<tag>.log inside.
+
+        Servers are reaped by ``stop()``; callers never need to kill them.
+        """
+        cmd = shlex.join(argv)
+        self.sh(f"nohup setsid {cmd} </dev/null >/tmp/{tag}.log 2>&1 & echo $! >/tmp/{tag}.pid",
+                timeout=60).check(f"start {tag} in {self.name}")
+
+    # -- files ------------------------------------------------------------------------------
+    def copy_in(self, src: Path, dst: str) -> None:
+        """Copy a host file into the instance (default: stream it through ``cat``)."""
+        self.exec(["/bin/sh", "-c", f"cat > {shlex.quote(dst)}"], input=Path(src).read_bytes(),
+                  timeout=600).check(f"copy {src} into {self.name}:{dst}")
+
+    def copy_out(self, src: str, dst: Path) -> None:
+        res = self.exec(["/bin/cat", src], timeout=600).check(f"copy {self.name}:{src} out")
+        Path(dst).write_text(res.stdout)
+
+    # -- networking ---------------------------------------------------------------------------
+    @abstractmethod
+    def endpoint(self, port: int) -> Endpoint:
+        """Where a host-side client reaches ``port`` served inside this instance."""
+
+    @property
+    @abstractmethod
+    def bind_address(self) -> str:
+        """The address a server inside should listen on (never the host's other interfaces)."""
+
+    # -- description and teardown --------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """What the instance sees from inside: CPUs, memory, kernel, CPU model."""
+        script = ("echo nproc=$(nproc); echo kernel=$(uname -r); "
+                  "awk '/MemTotal/ {print \"mem_kib=\" $2}' /proc/meminfo; "
+                  "awk -F': ' '/model name/ {print \"cpu_model=\" $2; exit}' /proc/cpuinfo; "
+                  "m=$(cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+                  "cat /sys/fs/cgroup/memory.max 2>/dev/null); echo cgroup_mem=$m")
+        res = self.sh(script, timeout=120).check(f"describe {self.name}")
+        seen: dict[str, Any] = {}
+        for line in res.stdout.splitlines():
+            key, _, value = line.partition("=")
+            if key:
+                seen[key] = value.strip()
+        if "nproc" in seen:
+            seen["nproc"] = int(seen["nproc"])
+        if seen.get("mem_kib", "").isdigit():
+            seen["mem_mib"] = int(seen.pop("mem_kib")) // 1024
+        return seen
+
+    @abstractmethod
+    def _teardown(self) -> None:
+        """Remove everything this instance created on the host. Must tolerate partial starts."""
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._teardown()
+
+    def __enter__(self) -> "Instance":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Driver(ABC):
+    """One kind of environment. Constructed from a named environment of the config."""
+
+    kind: ClassVar[str]
+    #: JSON-schema properties of this driver's options in ``environments.<name>`` (besides driver)
+    OPTIONS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, env: str, options: dict[str, Any], limits: Limits, paths: StatePaths,
+                 image: dict[str, Any]):
+        self.env = env
+        self.options = options
+        self.limits = limits
+        self.paths = paths
+        self.image = image
+
+    def availability(self) -> Availability:
+        """Whether this environment can run here; cheap, needs no daemon."""
+        return Availability(True)
+
+    @abstractmethod
+    def start(self, name: str) -> Instance:
+        """Start a fresh instance called ``name`` (removing a stale one of that name first)."""
+
+    def settings(self) -> dict[str, Any]:
+        """The environment's settings as recorded with every cell (the report's methods section)."""
+        return {"driver": self.kind, **self.options}
+
+    @classmethod
+    def cleanup_stale(cls, paths: StatePaths) -> list[str]:
+        """Remove every host object of this kind the project left behind; return what was removed."""
+        return []
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str) -> None:
+    """Poll ``predicate`` until true or raise a clear timeout error."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise InstanceError(f"timed out after {timeout:.0f}s waiting for {what}")

@@ -1,0 +1,264 @@
+"""Real LXC containers through the lxc-* tools (privileged, tini as init).
+
+One read-only image root filesystem serves every container through an overlay (each container
+writes only into its own delta). Networking ``bridge`` (veth on the pipeline's private bridge,
+static address), ``nat`` (same, but clients reach the server through a DNAT rule on a host
+address, like Docker's published ports) or ``host`` (the host's network namespace, like
+``--net=host``). Storage ``rootfs`` (/data inside the container filesystem, the paper's AUFS case)
+or ``volume`` (/data bind-mounted from a host directory). CPU and memory limits use the cgroup key
+family of the host's layout and are read back after start: a limit that did not apply is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import InstanceError, Unavailable
+from ..util import run
+from . import hostnet
+from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, wait_until
+from .mounts import remove_tree
+
+log = logging.getLogger("isobench")
+
+NAME_PREFIX = "isobench-"
+BRIDGE = "isobench0"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_layout() -> str:
+    """'v2' on a pure cgroup2 host, 'v1' on a legacy or hybrid one (LXC's own rule)."""
+    return "v2" if os.statvfs(CGROUP_ROOT) and _fstype(CGROUP_ROOT) == "cgroup2fs" else "v1"
+
+
+def _fstype(path: Path) -> str:
+    return run(["stat", "-fc", "%T", str(path)]).stdout.decode().strip()
+
+
+def limit_keys(limits: Limits, layout: str) -> dict[str, str]:
+    """The container config lines for the limits, in the family the host uses."""
+    mem = limits.memory_mib * 1024 * 1024
+    if layout == "v2":
+        return {"lxc.cgroup2.cpuset.cpus": limits.cpuset(), "lxc.cgroup2.memory.max": str(mem),
+                "lxc.cgroup2.memory.swap.max": "0"}
+    return {"lxc.cgroup.cpuset.cpus": limits.cpuset(), "lxc.cgroup.memory.limit_in_bytes": str(mem)}
+
+
+def read_back_limits(name: str, layout: str) -> dict[str, str]:
+    """The limits as the host's cgroup files show them for a running container."""
+    if layout == "v2":
+        base = CGROUP_ROOT / f"lxc.payload.{name}"
+        files = {"cpuset": base / "cpuset.cpus", "memory": base / "memory.max"}
+    else:
+        files = {"cpuset": CGROUP_ROOT / "cpuset" / f"lxc.payload.{name}" / "cpuset.cpus",
+                 "memory": CGROUP_ROOT / "memory" / f"lxc.payload.{name}" / "memory.limit_in_bytes"}
+    out = {}
+    for key, f in files.items():
+        try:
+            out[key] = f.read_text().strip()
+        except OSError:
+            out[key] = "<missing>"
+    return out
+
+
+def expand_cpuset(spec: str) -> list[int]:
+    cpus: list[int] = []
+    for part in spec.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            cpus.extend(range(int(a), int(b) + 1))
+        elif part:
+            cpus.append(int(part))
+    return cpus
+
+
+class LxcInstance(Instance):
+    def __init__(self, name: str, driver: "LxcDriver"):
+        super().__init__(name)
+        self.lxcpath = driver.lxcpath
+        self.net = driver.options.get("net", "bridge")
+        self.ip = self.mac = self.gateway = None
+        self.subnet = driver.subnet
+        self._published: set[int] = set()
+        self.limits_seen: dict[str, str] = {}
+        try:
+            self._create(driver)
+            self._start(driver.limits)
+        except BaseException:
+            self._teardown()
+            raise
+
+    @property
+    def dir(self) -> Path:
+        return self.lxcpath / self.name
+
+    def _create(self, driver: "LxcDriver") -> None:
+        delta = self.dir / "delta0"
+        delta.mkdir(parents=True, mode=0o700)
+        lines = {
+            "lxc.include": "/usr/share/lxc/config/common.conf",
+            "lxc.arch": "x86_64",
+            "lxc.uts.name": self.name[:63],
+            "lxc.rootfs.path": f"overlay:{driver.image['rootfs']}:{delta}",
+            "lxc.init.cmd": "/usr/bin/tini -s -- /bin/sleep infinity",
+            "lxc.apparmor.profile": "unconfined",
+            "lxc.tty.max": "0",
+            "lxc.pty.max": "16",
+            "lxc.mount.auto": "cgroup:mixed:force proc:mixed sys:mixed",
+        }
+        extra: list[tuple[str, str]] = []
+        if self.net in ("bridge", "nat"):
+            self.gateway = hostnet.ensure_bridge(BRIDGE, self.subnet)
+            self.ip, self.mac = hostnet.address_for(self.name, self.subnet)
+            prefix = self.subnet.split("/")[1]
+            run(["ip", "neigh", "flush", "dev", BRIDGE, "to", self.ip], check=False)
+            extra += [("lxc.net.0.type", "veth"), ("lxc.net.0.link", BRIDGE),
+                      ("lxc.net.0.name", "eth0"), ("lxc.net.0.flags", "up"),
+                      ("lxc.net.0.veth.pair", "ib" + hostnet.address_for(self.name, "10.0.0.0/8")[1]
+                       .replace(":", "")[-10:]),
+                      ("lxc.net.0.hwaddr", self.mac), ("lxc.net.0.ipv4.address", f"{self.ip}/{prefix}")]
+        else:  # host: share the host's network namespace
+            extra.append(("lxc.net.0.type", "none"))
+        if driver.options.get("storage", "rootfs") == "volume":
+            vol = self.dir / "volume"
+            vol.mkdir(mode=0o755)
+            extra.append(("lxc.mount.entry", f"{vol} {DATA_DIR.lstrip('/')} none bind,create=dir 0 0"))
+        layout = cgroup_layout()
+        self.layout = layout
+        body = [f"{k} = {v}" for k, v in lines.items()] + [f"{k} = {v}" for k, v in extra]
+        body += [f"{k} = {v}" for k, v in limit_keys(driver.limits, layout).items()]
+        (self.dir / "config").write_text("\n".join(body) + "\n")
+
+    def _start(self, limits: Limits) -> None:
+        log_file = self.dir / "lxc.log"
+        proc = run(["lxc-start", "-P", str(self.lxcpath), "-n", self.name, "-d",
+                    "-o", str(log_file), "-l", "WARN"], check=False, timeout=60)
+        if proc.returncode != 0:
+            tail = log_file.read_text().strip().splitlines()[-3:] if log_file.exists() else []
+            raise InstanceError(f"lxc-start {self.name} failed: {' | '.join(tail)[:400]}")
+        run(["lxc-wait", "-P", str(self.lxcpath), "-n", self.name, "-s", "RUNNING", "-t", "15"], timeout=30)
+        wait_until(lambda: self._exec(["/bin/true"], 10, None)[0] == 0, timeout=15, what=f"{self.name} attach")
+        self.sh(f"mkdir -p {DATA_DIR}", timeout=30).check("mkdir /data")
+        self.limits_seen = read_back_limits(self.name, self.layout)
+        want_cpus = expand_cpuset(limits.cpuset())
+        got_cpus = self.limits_seen["cpuset"]
+        want_mem = limits.memory_mib * 1024 * 1024
+        ok_cpu = got_cpus != "<missing>" and expand_cpuset(got_cpus) == want_cpus
+        ok_mem = self.limits_seen["memory"].isdigit() and int(self.limits_seen["memory"]) == want_mem
+        if not (ok_cpu and ok_mem):
+            raise InstanceError(f"{self.name}: cgroup limits did not apply (wanted cpuset={limits.cpuset()} "
+                                f"memory={want_mem}, host shows {self.limits_seen}); check lxc.log")
+
+    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
+        cmd = ["lxc-attach", "-P", str(self.lxcpath), "-n", self.name, "--clear-env",
+               "--set-var", f"PATH={GUEST_PATH}", "--set-var", "HOME=/root", "--set-var", "LC_ALL=C",
+               "--", *argv]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
+        return proc.returncode, out, err
+
+    def endpoint(self, port: int) -> Endpoint:
+        if self.net == "host":
+            return Endpoint("127.0.0.1", port)
+        if self.net == "nat":
+            if port not in self._published:
+                hostnet.add_dnat(self.gateway, port, self.ip, self.name)
+                self._published.add(port)
+            return Endpoint(self.gateway, port)
+        return Endpoint(self.ip, port)
+
+    @property
+    def bind_address(self) -> str:
+        return "127.0.0.1" if self.net == "host" else self.ip
+
+    def describe(self) -> dict[str, Any]:
+        seen = super().describe()
+        seen.update(cgroup_layout=self.layout, cgroup_cpuset=self.limits_seen.get("cpuset"),
+                    cgroup_memory=self.limits_seen.get("memory"), net=self.net, address=self.ip)
+        return seen
+
+    def _teardown(self) -> None:
+        if self._published:
+            hostnet.remove_dnat(self.name)
+        destroy_container(self.lxcpath, self.name)
+        if self.net in ("bridge", "nat"):
+            hostnet.remove_bridge(BRIDGE)
+
+
+def destroy_container(lxcpath: Path, name: str) -> None:
+    """Stop (kill) and remove a container and its directory; tolerant of half-made ones."""
+    d = lxcpath / name
+    if (d / "config").exists():
+        run(["lxc-stop", "-P", str(lxcpath), "-n", name, "-k"], check=False, timeout=60)
+        run(["lxc-destroy", "-P", str(lxcpath), "-n", name], check=False, timeout=60)
+    for ctrl in CGROUP_ROOT.iterdir() if CGROUP_ROOT.exists() else []:
+        for leftover in ctrl.glob(f"lxc.monitor.{name}*") if ctrl.is_dir() else []:
+            try:
+                if not (leftover / "cgroup.procs").read_text().strip():
+                    leftover.rmdir()
+            except OSError:
+                pass
+    remove_tree(d)
+
+
+class LxcDriver(Driver):
+    kind = "lxc"
+    OPTIONS = {
+        "net": {"enum": ["bridge", "nat", "host"], "default": "bridge",
+                "description": "bridge: veth on the private bridge; nat: clients go through a DNAT rule on "
+                               "a host address (Docker NAT); host: the host's network namespace (net=host)"},
+        "storage": {"enum": ["rootfs", "volume"], "default": "rootfs",
+                    "description": "where /data lives: inside the container filesystem (overlay, the paper's "
+                                   "AUFS) or a bind-mounted host directory (Docker volume)"},
+    }
+
+    def __init__(self, *args, subnet: str = "10.213.77.0/24", **kw):
+        super().__init__(*args, **kw)
+        self.subnet = subnet
+
+    @property
+    def lxcpath(self) -> Path:
+        return self.paths.root / "lxc"
+
+    def availability(self) -> Availability:
+        if shutil.which("lxc-start") is None:
+            raise Unavailable("lxc tools not found (lxc-start); install the 'lxc' package (./install.sh does)")
+        return Availability(True)
+
+    def start(self, name: str) -> Instance:
+        self.availability()
+        self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o700)
+        destroy_container(self.lxcpath, name)
+        return LxcInstance(name, self)
+
+    def settings(self) -> dict[str, Any]:
+        return {"driver": self.kind, "net": self.options.get("net", "bridge"),
+                "storage": self.options.get("storage", "rootfs"), "cgroup_layout": cgroup_layout(),
+                "cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib}
+
+    @classmethod
+    def cleanup_stale(cls, paths) -> list[str]:
+        lxcpath = paths.root / "lxc"
+        removed = []
+        if lxcpath.exists():
+            for d in sorted(lxcpath.iterdir()):
+                if d.name.startswith(NAME_PREFIX):
+                    destroy_container(lxcpath, d.name)
+                    removed.append(f"container {d.name}")
+        if hostnet.remove_dnat(None):
+            removed.append(f"iptables chain {hostnet.NAT_CHAIN}")
+        if hostnet.remove_bridge(BRIDGE, only_if_unused=False):
+            removed.append(f"bridge {BRIDGE}")
+        return removed

@@ -1,0 +1,85 @@
+"""The host itself, running the same tool builds as the other environments.
+
+Processes run in the host's namespaces and cgroups (no limits, like the paper's native runs), but
+``chroot``ed into a writable overlay of the shared image root filesystem, so native, LXC and KVM
+execute byte-identical binaries. /data is a plain host directory (the host's own filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import InstanceError
+from ..util import run
+from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance
+from .mounts import mount_overlay, remove_tree
+
+NAME_PREFIX = "isobench-"
+
+
+class NativeInstance(Instance):
+    def __init__(self, name: str, base: Path, rootfs: Path):
+        super().__init__(name)
+        self.base = base
+        try:
+            self.root = mount_overlay(rootfs, base)
+            data = base / "data"
+            data.mkdir(mode=0o755, exist_ok=True)
+            for src, dst, extra in (("/proc", "proc", []), ("/sys", "sys", []), ("/dev", "dev", []),
+                                    ("/dev/pts", "dev/pts", []), (str(data), DATA_DIR.lstrip("/"), [])):
+                target = self.root / dst
+                target.mkdir(parents=True, exist_ok=True)
+                run(["mount", "--bind", *extra, src, str(target)])
+            for tmp in ("tmp", "run"):
+                run(["mount", "-t", "tmpfs", "-o", "mode=1777", "tmpfs", str(self.root / tmp)])
+        except BaseException:
+            remove_tree(base)
+            raise
+
+    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
+        cmd = ["chroot", str(self.root), "/usr/bin/env", "-i", f"PATH={GUEST_PATH}", "HOME=/root",
+               "LC_ALL=C", *argv]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
+        return proc.returncode, out, err
+
+    def endpoint(self, port: int) -> Endpoint:
+        return Endpoint("127.0.0.1", port)
+
+    @property
+    def bind_address(self) -> str:
+        return "127.0.0.1"
+
+    def _teardown(self) -> None:
+        remove_tree(self.base)
+
+
+class NativeDriver(Driver):
+    kind = "native"
+    OPTIONS: dict = {}
+
+    def start(self, name: str) -> Instance:
+        base = self.paths.instance_dir(name)
+        remove_tree(base)
+        base.mkdir(parents=True, mode=0o700)
+        return NativeInstance(name, base, Path(self.image["rootfs"]))
+
+    @classmethod
+    def cleanup_stale(cls, paths) -> list[str]:
+        removed = []
+        if paths.instances.exists():
+            for d in sorted(paths.instances.iterdir()):
+                if d.name.startswith(NAME_PREFIX) and (d / "upper").exists() and not (d / "config").exists():
+                    remove_tree(d)
+                    removed.append(f"native instance {d.name}")
+        return removed

@@ -1,0 +1,87 @@
+"""The workload interface: one module per workload kind, each a command builder, a parser and metrics.
+
+A workload kind declares
+
+* ``PARAMS``: JSON-schema properties of its parameters (types, defaults, descriptions), used by
+  config validation and by the generated ``config/schema.json``;
+* ``METRICS``: every metric it can yield, with unit and direction;
+* ``TOOLS``: the commands it needs inside the environment (the warmup stage runs each);
+* ``prepare``: datasets made once per cell, before the warm-up iterations, never measured;
+* ``run_iteration``: one iteration; returns the raw tool output, kept unedited on disk;
+* ``parse``: raw output -> samples; raises ParseError on truncated, garbled or failed output.
+
+Adding a workload touches its module, the registry in ``__init__`` and the config, nothing else.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from ..drivers.base import Instance
+
+
+@dataclass(frozen=True)
+class Metric:
+    unit: str
+    higher_is_better: bool
+    description: str
+
+
+@dataclass(frozen=True)
+class Sample:
+    metric: str
+    value: float
+    #: sweep point, e.g. "connections=10"; "" for workloads without a sweep
+    point: str = ""
+
+
+@dataclass
+class Context:
+    """What a workload gets to run one cell: the instance, a host-side client and host scratch space."""
+    inst: Instance
+    #: a host-side instance for clients (native chroot of the same image, host network);
+    #: created on first use by the cell runner
+    client: Callable[[], Instance]
+    #: host directory for cached datasets (corpora), shared by all cells
+    cache_dir: Path
+    #: filled by prepare(): facts recorded with the cell (dataset checksums and the like)
+    facts: dict[str, Any]
+
+
+class Workload(ABC):
+    kind: ClassVar[str]
+    PARAMS: ClassVar[dict[str, Any]] = {}
+    METRICS: ClassVar[dict[str, Metric]] = {}
+    TOOLS: ClassVar[tuple[tuple[str, ...], ...]] = ()
+    #: the command whose output is the "tool version" recorded with every cell
+    VERSION_ARGV: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str, params: dict[str, Any]):
+        self.name = name
+        self.params = params
+
+    def prepare(self, ctx: Context) -> None:
+        """Make the datasets this workload reads; runs once per cell and is not measured."""
+
+    @abstractmethod
+    def run_iteration(self, ctx: Context) -> str:
+        """Run one iteration; return the raw output that ``parse`` reads."""
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        """Raw output of one iteration -> samples (ParseError when it cannot be trusted)."""
+
+    def version(self, inst: Instance) -> str:
+        if not self.VERSION_ARGV:
+            return ""
+        res = inst.exec(list(self.VERSION_ARGV), timeout=60)
+        text = (res.stdout or res.stderr).strip().splitlines()
+        return text[0].strip() if text else ""
+
+    def describe(self) -> str:
+        """A one-line human description of the measured command, for the report."""
+        return self.kind
