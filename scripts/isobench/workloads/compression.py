@@ -21,6 +21,7 @@ from ..util import atomic_write_bytes
 from .base import Context, Metric, Sample, Workload
 
 CORPUS = f"{DATA_DIR}/corpus.txt"
+STATUS = re.compile(r"^isobench-xz exit=(?P<rc>\d+) ", re.M)
 RESULT = re.compile(r"^isobench-xz exit=(?P<rc>\d+) bytes=(?P<bytes>\d+) start_ns=(?P<s>\d+) end_ns=(?P<e>\d+)$",
                     re.M)
 
@@ -88,11 +89,12 @@ class Compression(Workload):
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        status = STATUS.search(raw)
+        if status and int(status["rc"]) != 0:
+            raise ParseError(f"compression: xz exited with {status['rc']}")
         m = RESULT.search(raw)
         if not m:
             raise ParseError("compression: no result line in the output (truncated or failed run)")
-        if int(m["rc"]) != 0:
-            raise ParseError(f"compression: xz exited with {m['rc']}")
         seconds = (int(m["e"]) - int(m["s"])) / 1e9
         if seconds <= 0 or int(m["bytes"]) == 0:
             raise ParseError(f"compression: impossible timing ({seconds} s for {m['bytes']} bytes)")

@@ -8,6 +8,8 @@ reads hit real blocks, and the job is time-based so every run is bounded in time
 from __future__ import annotations
 
 import json
+import os
+import re
 from typing import Any
 
 from ..drivers.base import DATA_DIR
@@ -15,6 +17,8 @@ from ..errors import ParseError
 from .base import Context, Metric, Sample, Workload
 
 FILE = f"{DATA_DIR}/fio.dat"
+#: appended by run_iteration when fio exits non-zero, so the parser cannot miss a failure
+EXIT_MARK = re.compile(r"^isobench: fio exit (\d+)$", re.M)
 
 
 def _direction_metrics(d: str) -> dict[str, Metric]:
@@ -75,7 +79,7 @@ class Fio(Workload):
         if start < 0:
             raise ParseError("fio: no JSON in the output (failed or truncated run)")
         try:
-            doc = json.loads(raw[start:])
+            doc, _ = json.JSONDecoder().raw_decode(raw, start)
         except json.JSONDecodeError as e:
             raise ParseError(f"fio: output is not complete JSON ({e.msg} at char {e.pos})") from None
         jobs = doc.get("jobs") or []
@@ -83,7 +87,10 @@ class Fio(Workload):
             raise ParseError("fio: JSON has no jobs")
         job = jobs[0]
         if job.get("error"):
-            raise ParseError(f"fio: job reported error {job['error']}")
+            raise ParseError(f"fio: job reported error {job['error']} ({os.strerror(job['error'])})")
+        failed = EXIT_MARK.search(raw)
+        if failed:
+            raise ParseError(f"fio: exited with status {failed[1]}")
         samples, total = [], 0.0
         for d in ("read", "write"):
             st = job.get(d) or {}

@@ -1,0 +1,23 @@
+# report: one self-contained HTML file from the aggregate outputs only; figures also go to
+# snakemake --report.
+
+
+rule build_report:
+    input:
+        aggregate="results/aggregate/summary.parquet",
+        overhead="results/aggregate/overhead.parquet",
+        envs=expand("results/provision/{env}.json", env=PLAN.environments),
+        warmups=expand("results/warmup/{env}.json", env=PLAN.available_environments),
+        workloads="results/provision/workloads.json",
+    output:
+        html=report(REPORT_HTML, caption="../report/captions/report.rst", category="Report"),
+        figures=report(
+            directory("results/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/captions/figure.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/build_report.log",
+    script:
+        "../scripts/build_report.py"

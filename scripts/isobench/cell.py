@@ -1,0 +1,167 @@
+"""Running things in environments: the warmup check of an environment, and one benchmark cell.
+
+A cell is one environment x workload x repetition on a fresh instance: prepare the datasets, run
+the warm-up iterations (recorded, flagged) and the measured ones, keep each iteration's raw output
+as a file, and tear the instance down on every path. ``cell.json`` is written last and atomically:
+a raw directory without it is incomplete, and Snakemake removes it when the job fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import PREFIX, hostinfo
+from .drivers import KINDS as DRIVER_KINDS
+from .drivers.base import Driver, Instance, Limits, StatePaths
+from .drivers.native import NativeDriver
+from .errors import BenchError, InstanceError, Unavailable
+from .image import check_rootfs
+from .util import atomic_write_text, write_json
+from .workloads import KINDS as WORKLOAD_KINDS
+from .workloads import Context, Workload
+
+log = logging.getLogger("isobench")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def make_driver(env_settings: dict[str, Any], state_dir: str, image: dict[str, Any]) -> Driver:
+    """Rebuild a driver from the settings a rule passes as params (see Config.env_settings)."""
+    opts = {k: v for k, v in env_settings.items() if k not in ("env", "driver", "limits", "network")}
+    kind = env_settings["driver"]
+    kw = {}
+    if kind in ("lxc", "kvm"):
+        kw["subnet"] = env_settings["network"][f"{kind}_subnet"]
+    lim = env_settings["limits"]
+    return DRIVER_KINDS[kind](env_settings["env"], opts, Limits(lim["cpus"], lim["memory_mib"]),
+                              StatePaths(Path(state_dir)), image, **kw)
+
+
+def make_workload(params: dict[str, Any]) -> Workload:
+    p = {k: v for k, v in params.items() if k not in ("workload", "kind")}
+    return WORKLOAD_KINDS[params["kind"]](params["workload"], p)
+
+
+def instance_name(env: str, what: str, rep: int | None = None) -> str:
+    return f"{PREFIX}-{env}-{what}" + (f"-{rep}" if rep is not None else "")
+
+
+def _labels(driver: Driver) -> dict[str, Any]:
+    avail = driver.availability()
+    if not avail.available:
+        raise Unavailable(f"environment {driver.env} is unavailable: {avail.reason}")
+    labels = {"accel": "none", "emulated": False}
+    labels.update(avail.labels)
+    return labels
+
+
+def warmup(env_settings: dict[str, Any], workloads: list[dict[str, Any]], state_dir: str,
+           image: dict[str, Any], out_json: Path) -> dict[str, Any]:
+    """Start an instance, check every selected workload's tools, record host and inside fingerprints."""
+    check_rootfs(image)
+    driver = make_driver(env_settings, state_dir, image)
+    labels = _labels(driver)
+    t0 = time.monotonic()
+    started_at = now()
+    tools: dict[str, str] = {}
+    with driver.start(instance_name(driver.env, "warmup")) as inst:
+        start_s = time.monotonic() - t0
+        inside = inst.describe()
+        for params in workloads:
+            wl = make_workload(params)
+            for argv in wl.TOOLS:
+                res = inst.exec(list(argv), timeout=60)
+                if res.returncode != 0:
+                    raise InstanceError(f"environment {driver.env}: tool for workload {wl.name} does not run "
+                                        f"({' '.join(argv)}: exit {res.returncode}); is its package in "
+                                        f"image.packages?")
+            tools[wl.kind] = wl.version(inst)
+    _check_resources(driver, inside)
+    record = {"env": driver.env, "driver": driver.kind, "labels": labels, "settings": driver.settings(),
+              "host": hostinfo.fingerprint(), "inside": inside, "tools": tools, "started_at": started_at,
+              "start_seconds": round(start_s, 3), "image_key": image.get("key", "")}
+    write_json(out_json, record)
+    log.info("warmup %s: ok (%s, start %.2f s, sees %s CPUs / %s MiB)", driver.env, labels["accel"],
+             start_s, inside.get("nproc"), inside.get("mem_mib"))
+    return record
+
+
+def _check_resources(driver: Driver, inside: dict[str, Any]) -> None:
+    """The environment must see the CPUs and memory it was given (native is never limited)."""
+    if driver.kind == "native":
+        return
+    want_cpus, want_mem = driver.limits.cpus, driver.limits.memory_mib
+    if inside.get("nproc") != want_cpus:
+        raise InstanceError(f"environment {driver.env}: sees {inside.get('nproc')} CPUs, configured {want_cpus}")
+    if driver.kind == "kvm":
+        seen = int(inside.get("mem_mib", 0))
+        # the guest kernel reserves some memory for itself: accept up to 15% less than configured
+        if not 0.85 * want_mem <= seen <= want_mem:
+            raise InstanceError(f"environment {driver.env}: guest sees {seen} MiB, configured {want_mem} MiB")
+
+
+def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep: int, iterations: int,
+             warmup_iterations: int, state_dir: str, image: dict[str, Any], host: dict[str, Any],
+             out_dir: Path) -> None:
+    """Measure one cell into out_dir: iter-NN[.warmup].out per iteration, then cell.json."""
+    check_rootfs(image)
+    driver = make_driver(env_settings, state_dir, image)
+    wl = make_workload(workload_params)
+    labels = _labels(driver)
+    where = f"cell {driver.env}/{wl.name}/rep-{rep}"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = StatePaths(Path(state_dir))
+    client_holder: list[Instance] = []
+
+    def client() -> Instance:
+        if not client_holder:
+            nd = NativeDriver("client", {}, driver.limits, paths, image)
+            client_holder.append(nd.start(instance_name(driver.env, f"{wl.name}-client", rep)))
+        return client_holder[0]
+
+    records = []
+    total = warmup_iterations + iterations
+    try:
+        with driver.start(instance_name(driver.env, wl.name, rep)) as inst:
+            inside = inst.describe()
+            ctx = Context(inst=inst, client=client, cache_dir=paths.corpora, facts={})
+            log.info("%s: preparing (%s)", where, wl.describe())
+            wl.prepare(ctx)
+            version = wl.version(inst)
+            for i in range(1, total + 1):
+                is_warmup = i <= warmup_iterations
+                started = now()
+                t0 = time.monotonic()
+                raw = wl.run_iteration(ctx)
+                seconds = time.monotonic() - t0
+                name = f"iter-{i:02d}{'.warmup' if is_warmup else ''}.out"
+                atomic_write_text(out_dir / name, raw)
+                records.append({"iteration": i, "warmup": is_warmup, "file": name, "started_at": started,
+                                "ended_at": now(), "seconds": round(seconds, 3)})
+                log.info("%s: iteration %d/%d%s done in %.1f s", where, i, total,
+                         " (warm-up)" if is_warmup else "", seconds)
+    except BenchError as e:
+        raise BenchError(f"{where}: {e}") from e
+    finally:
+        for c in client_holder:
+            c.stop()
+    write_json(out_dir / "cell.json", {
+        "env": driver.env, "driver": driver.kind, "workload": wl.name, "kind": wl.kind, "rep": rep,
+        "params": wl.params, "settings": driver.settings(), "labels": labels, "host": host,
+        "inside": inside, "tool_version": version, "image_key": image.get("key", ""), "facts": ctx.facts,
+        "iterations": records, "description": wl.describe(),
+    })
+
+
+def cleanup_all(paths: StatePaths) -> list[str]:
+    """Remove every host object the project created (instances, containers, domains, networks)."""
+    removed: list[str] = []
+    for cls in DRIVER_KINDS.values():
+        removed += cls.cleanup_stale(paths)
+    return removed

@@ -1,0 +1,77 @@
+"""Raw iteration outputs -> one tidy Parquet file per cell (schema.SCHEMA).
+
+Parsing is separate from measuring: a parser fix re-parses the kept raw files without running
+anything again. Any output a parser cannot trust fails the cell loudly (ParseError); no row is
+written for it and no partial Parquet file is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import ParseError
+from .schema import SCHEMA
+from .util import read_json
+from .workloads import KINDS as WORKLOAD_KINDS
+
+
+def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
+    meta_path = raw_dir / "cell.json"
+    if not meta_path.exists():
+        raise ParseError(f"{raw_dir}: no cell.json (the cell did not finish); rerun it")
+    meta = read_json(meta_path)
+    cls = WORKLOAD_KINDS[meta["kind"]]
+    rows = []
+    for it in meta["iterations"]:
+        raw = (raw_dir / it["file"]).read_text()
+        try:
+            samples = cls.parse(raw, meta["params"])
+        except ParseError as e:
+            raise ParseError(f"{raw_dir / it['file']}: {e}") from None
+        for s in samples:
+            if s.metric not in cls.METRICS:
+                raise ParseError(f"{meta['kind']} parser yielded undeclared metric {s.metric!r}")
+            m = cls.METRICS[s.metric]
+            rows.append({
+                "env": meta["env"], "driver": meta["driver"], "workload": meta["workload"],
+                "kind": meta["kind"], "rep": int(meta["rep"]), "iteration": int(it["iteration"]),
+                "warmup": bool(it["warmup"]), "point": s.point, "metric": s.metric, "value": float(s.value),
+                "unit": m.unit, "higher_is_better": m.higher_is_better,
+                "started_at": datetime.fromisoformat(it["started_at"]),
+                "ended_at": datetime.fromisoformat(it["ended_at"]),
+                "tool_version": meta["tool_version"], "host_fingerprint": meta["host"]["fingerprint"],
+                "accel": meta["labels"]["accel"], "emulated": bool(meta["labels"]["emulated"]),
+                "image_key": meta["image_key"], "settings": json.dumps(meta["settings"], sort_keys=True),
+            })
+    if not any(not r["warmup"] for r in rows):
+        raise ParseError(f"{raw_dir}: no measured samples")
+    return rows
+
+
+def write_table(rows: list[dict[str, Any]], out: Path) -> None:
+    """Write rows as Parquet atomically: the file is complete or absent."""
+    table = pa.Table.from_pylist(rows, schema=SCHEMA)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def collect(raw_dir: Path, out: Path) -> int:
+    rows = cell_rows(raw_dir)
+    write_table(rows, out)
+    return len(rows)

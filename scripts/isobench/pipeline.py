@@ -1,0 +1,101 @@
+"""What the Snakemake rules ask of the config: the matrix, availability, and per-rule params.
+
+Built once when the workflow is parsed. Environments that cannot run on this host (KVM without
+usable acceleration) are reported in one line each and left out of the matrix, so the rest runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import config as configmod
+from .cell import cleanup_all
+from .errors import BenchError
+from .workloads import KINDS as WORKLOAD_KINDS
+
+log = logging.getLogger("isobench")
+
+
+@dataclass
+class Plan:
+    config: configmod.Config
+    _availability: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def availability(self, env: str) -> dict[str, Any]:
+        if env not in self._availability:
+            a = self.config.availability(env)
+            self._availability[env] = {"available": a.available, "reason": a.reason,
+                                       "labels": {"accel": "none", "emulated": False, **a.labels}}
+        return self._availability[env]
+
+    @property
+    def environments(self) -> list[str]:
+        return list(self.config.run_environments)
+
+    @property
+    def available_environments(self) -> list[str]:
+        return [e for e in self.environments if self.availability(e)["available"]]
+
+    @property
+    def workloads(self) -> list[str]:
+        return list(self.config.run_workloads)
+
+    def cells(self) -> list[str]:
+        return [f"results/cells/{e}/{w}/rep-{r}.parquet" for e in self.available_environments
+                for w in self.workloads for r in range(1, self.config.repetitions + 1)]
+
+    def workload_params(self) -> list[dict[str, Any]]:
+        return [self.config.workload_params(w) for w in self.workloads]
+
+    def tool_checks(self) -> list[dict[str, Any]]:
+        """One entry per workload kind in the matrix: the warmup checks tools by kind, so changing a
+        workload's parameters does not re-run the warmup."""
+        kinds = sorted({self.config.workloads[w]["kind"] for w in self.workloads})
+        return [{"workload": k, "kind": k} for k in kinds]
+
+    def run_record(self) -> dict[str, Any]:
+        c = self.config
+        return {"profile": c.profile, "repetitions": c.repetitions, "iterations": c.iterations,
+                "warmup_iterations": c.warmup_iterations, "baseline": configmod.BASELINE,
+                "environments": self.environments, "workloads": self.workloads,
+                "limits": {"cpus": c.limits.cpus, "memory_mib": c.limits.memory_mib}}
+
+    def parser_version(self, workload: str) -> str:
+        cls = WORKLOAD_KINDS[self.config.workloads[workload]["kind"]]
+        src = inspect.getsource(sys.modules[cls.__module__])
+        return hashlib.sha256(src.encode()).hexdigest()[:12]
+
+
+def plan_or_exit(raw: dict[str, Any]) -> Plan:
+    """Validate the config; on error print one line and exit non-zero before any job runs."""
+    try:
+        plan = Plan(configmod.load(raw))
+        for env in plan.environments:
+            a = plan.availability(env)
+            if not a["available"]:
+                print(f"isobench: environment {env} unavailable, skipped: {a['reason']}", file=sys.stderr)
+        return plan
+    except BenchError as e:
+        print(f"isobench: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def cleanup_stale(cfg: configmod.Config) -> None:
+    removed = cleanup_all(cfg.paths)
+    for what in removed:
+        print(f"isobench: removed leftover {what}", file=sys.stderr)
+
+
+def finish(cfg: configmod.Config, success: bool, report: str) -> None:
+    try:
+        from . import libvirtd
+        libvirtd.stop_started(cfg.paths)
+    except ImportError:
+        pass
+    if success:
+        print(f"isobench: report: {report}", file=sys.stderr)

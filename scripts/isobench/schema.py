@@ -1,0 +1,45 @@
+"""The tidy row schema of a cell's Parquet file (results/cells/{env}/{workload}/rep-{rep}.parquet).
+
+One row per (iteration, sweep point, metric). Warm-up iterations are stored too, flagged, and every
+later stage excludes them from statistics. Kept in one place so collect writes it, aggregate and the
+report read it, and a test checks both ends against it.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+VERSION = 1
+
+#: column -> (arrow type, description); the README's schema table is generated from this
+COLUMNS: dict[str, tuple[pa.DataType, str]] = {
+    "env": (pa.string(), "environment name from the config (e.g. native, lxc_nat, kvm_tuned)"),
+    "driver": (pa.string(), "driver kind: native | lxc | kvm"),
+    "workload": (pa.string(), "workload name from the config (e.g. fio_randread)"),
+    "kind": (pa.string(), "workload kind (module): compression | fio | ..."),
+    "rep": (pa.int32(), "repetition number, 1-based; each repetition is a fresh instance"),
+    "iteration": (pa.int32(), "iteration within the repetition, 1-based, warm-ups first"),
+    "warmup": (pa.bool_(), "true for warm-up iterations (recorded, never counted)"),
+    "point": (pa.string(), "sweep point such as 'connections=10'; empty when the workload has no sweep"),
+    "metric": (pa.string(), "metric name declared by the workload module"),
+    "value": (pa.float64(), "the measured value, in `unit`"),
+    "unit": (pa.string(), "unit of `value` (MB/s, IOPS, µs, ...)"),
+    "higher_is_better": (pa.bool_(), "direction of the metric"),
+    "started_at": (pa.timestamp("us", tz="UTC"), "iteration start (host clock)"),
+    "ended_at": (pa.timestamp("us", tz="UTC"), "iteration end (host clock)"),
+    "tool_version": (pa.string(), "first line of the tool's --version inside the environment"),
+    "host_fingerprint": (pa.string(), "hash of the host's CPU model, cores, memory, kernel, virtualization"),
+    "accel": (pa.string(), "none (native, lxc) | kvm | tcg: how the environment's CPU is provided"),
+    "emulated": (pa.bool_(), "true when the CPU is emulated (TCG): never a KVM figure"),
+    "image_key": (pa.string(), "hash of the image the tools came from"),
+    "settings": (pa.string(), "JSON of the environment's settings as recorded at run time"),
+}
+
+SCHEMA = pa.schema([pa.field(name, typ, nullable=False) for name, (typ, _) in COLUMNS.items()],
+                   metadata={"isobench_schema_version": str(VERSION)})
+
+
+def markdown_table() -> str:
+    rows = ["| column | type | meaning |", "|---|---|---|"]
+    rows += [f"| `{n}` | {t} | {d} |" for n, (t, d) in COLUMNS.items()]
+    return "\n".join(rows)
