@@ -6,7 +6,8 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# the default config lives with the workflow, so `-d elsewhere` (the tests) finds it too
+configfile: f"{workflow.basedir}/config/config.yaml"
 
 
 report: "report/workflow.rst"

@@ -1,0 +1,130 @@
+"""The libvirt daemons: use a running libvirtd as it is, or start virtlogd + libvirtd and remember it.
+
+On a systemd host libvirtd is already there (or socket-activated) and the pipeline neither starts
+nor stops it. On a host without systemd (this project's machines) nothing runs at boot:
+``ensure_running`` starts ``virtlogd -d`` (QEMU's logs go through it) and ``libvirtd -d``, and
+records their PIDs in a state file, so ``stop_started`` later stops exactly those processes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import InstanceError
+from .util import read_json, run, write_json
+
+try:
+    import libvirt
+except ImportError:  # KvmDriver.availability() says so; native and LXC must import without it
+    libvirt = None
+
+log = logging.getLogger("isobench")
+
+URI = "qemu:///system"
+STATE_FILE = "libvirtd-started.json"
+#: (daemon, pid file) in start order; stopped in reverse order
+DAEMONS = (("virtlogd", Path("/run/virtlogd.pid")), ("libvirtd", Path("/run/libvirtd.pid")))
+#: host-wide, like the daemons and libvirt's networks and domains
+LOCK_DIR = Path("/run")
+
+
+@contextmanager
+def host_lock(name: str) -> Iterator[None]:
+    """Serialize a check-then-act on host-wide libvirt state across pipeline processes."""
+    with open(LOCK_DIR / f"isobench-{name}.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+def connect():
+    """An open connection to the system QEMU driver, without libvirt's stderr error printing."""
+    # libvirt prints every error to stderr besides raising it: each guest-ping of a booting guest
+    # would print "Guest agent is not responding"
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    return libvirt.open(URI)
+
+
+def answers() -> bool:
+    try:
+        connect().close()
+        return True
+    except libvirt.libvirtError:
+        return False
+
+
+def daemon_pid(name: str, pidfile: Path) -> int | None:
+    """The PID in ``pidfile`` if that process is alive and is ``name`` (not a recycled PID)."""
+    try:
+        pid = int(pidfile.read_text().strip())
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    comm, _, rest = state.partition(") ")
+    return pid if comm.endswith(f"({name}") and not rest.startswith("Z") else None
+
+
+def ensure_running(state_dir: Path, timeout: float = 20) -> None:
+    """Make ``qemu:///system`` answer; record in ``state_dir`` which daemons this call started."""
+    if libvirt is None:
+        raise InstanceError("libvirt-python is not installed in the pipeline's environment")
+    with host_lock("libvirtd"):
+        if answers():
+            return
+        started = {}
+        for name, pidfile in DAEMONS:
+            if daemon_pid(name, pidfile) is None:
+                run([name, "-d"], timeout=30)
+                pid = _wait_pid(name, pidfile)
+                started[name] = pid
+                log.info("started %s (pid %d)", name, pid)
+        if started:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            record = state_dir / STATE_FILE
+            write_json(record, {**(read_json(record) if record.exists() else {}), **started})
+        end = time.monotonic() + timeout
+        while not answers():
+            if time.monotonic() > end:
+                raise InstanceError(f"libvirtd does not answer on {URI} {timeout:.0f} s after starting it; "
+                                    f"run `libvirtd` in a terminal to see why")
+            time.sleep(0.1)
+
+
+def _wait_pid(name: str, pidfile: Path) -> int:
+    """``-d`` forks and the child writes the pid file a moment later."""
+    for _ in range(100):
+        pid = daemon_pid(name, pidfile)
+        if pid is not None:
+            return pid
+        time.sleep(0.05)
+    raise InstanceError(f"{name} -d did not leave a live process in {pidfile}")
+
+
+def stop_started(state_dir: Path, timeout: float = 10) -> list[str]:
+    """Stop (by PID) only the daemons ``ensure_running`` started; return what was stopped."""
+    record = state_dir / STATE_FILE
+    if not record.exists():
+        return []
+    stopped = []
+    with host_lock("libvirtd"):
+        pids = read_json(record)
+        for name, pidfile in reversed(DAEMONS):
+            pid = pids.get(name)
+            # only if the pid file still names the process we started (not a later restart)
+            if pid is None or daemon_pid(name, pidfile) != pid:
+                continue
+            os.kill(pid, signal.SIGTERM)
+            end = time.monotonic() + timeout
+            while daemon_pid(name, pidfile) == pid and time.monotonic() < end:
+                time.sleep(0.05)
+            if daemon_pid(name, pidfile) == pid:
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(f"{name} (pid {pid})")
+        record.unlink()
+    return stopped

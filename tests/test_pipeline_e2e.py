@@ -1,0 +1,131 @@
+"""The real pipeline, end to end, on native and every LXC variant with tiny sizes.
+
+Runs `snakemake --cores 2 all` in a temporary working directory (the image is cached in the state
+dir, so only the first run ever builds it), then checks the Parquet cells, the aggregate and the
+report, that a second run does nothing, and that a changed fio parameter reruns only fio cells.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from isobench.schema import SCHEMA
+
+pytestmark = pytest.mark.e2e
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+ENVS = ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume"]
+WORKLOADS = ["compression", "fio_randread"]
+
+
+def snakemake(workdir: Path, *args: str, configs=(TINY,), check=True) -> subprocess.CompletedProcess:
+    cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", "--configfile", *map(str, configs),
+           "--config", f"run={json.dumps({'environments': ENVS, 'workloads': WORKLOADS})}", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("pipeline")
+    proc = snakemake(wd, "all")
+    return wd, proc
+
+
+def cells(wd: Path) -> list[Path]:
+    return sorted(wd.glob("results/cells/*/*/rep-*.parquet"))
+
+
+def test_every_env_and_workload_has_a_cell(run):
+    wd, _ = run
+    found = {(p.parts[-3], p.parts[-2]) for p in cells(wd)}
+    assert found == {(e, w) for e in ENVS for w in WORKLOADS}
+
+
+def test_cells_follow_the_schema_and_hold_plausible_numbers(run):
+    wd, _ = run
+    for path in cells(wd):
+        table = pq.read_table(path)
+        assert table.schema.equals(SCHEMA, check_metadata=False), path
+        df = table.to_pandas()
+        measured = df[~df.warmup]
+        assert set(measured.iteration) == {2, 3}                # warmup_iterations: 1, iterations: 2
+        assert set(df[df.warmup].iteration) == {1}
+        assert (measured.value > 0).all()
+        assert df.accel.eq("none").all() and not df.emulated.any()
+        assert df.tool_version.str.match(r"^(xz \(XZ Utils\)|fio-)").all()
+        settings = json.loads(df.settings.iloc[0])
+        assert settings["driver"] == df.driver.iloc[0]
+
+
+def test_lxc_variants_record_their_settings(run):
+    wd, _ = run
+    df = pd.concat(pd.read_parquet(p) for p in cells(wd))
+    by_env = {e: json.loads(s) for e, s in df.groupby("env").settings.first().items()}
+    assert by_env["lxc_nat"]["net"] == "nat" and by_env["lxc_volume"]["storage"] == "volume"
+    assert by_env["lxc_bridge"]["cgroup_layout"] in ("v1", "v2")
+
+
+def test_warmup_saw_the_configured_limits(run):
+    wd, _ = run
+    for env in ENVS[1:]:
+        rec = json.loads((wd / "results" / "warmup" / f"{env}.json").read_text())
+        assert rec["inside"]["nproc"] == 2
+        assert rec["inside"]["cgroup_memory"] == str(4096 * 1024 * 1024)
+
+
+def test_raw_output_is_kept(run):
+    wd, _ = run
+    raw = wd / "results" / "raw" / "native" / "compression" / "rep-1"
+    assert (raw / "iter-01.warmup.out").read_text().startswith("$ s=$(date")
+    meta = json.loads((raw / "cell.json").read_text())
+    assert [i["warmup"] for i in meta["iterations"]] == [True, False, False]
+
+
+def test_aggregate_and_report(run):
+    wd, proc = run
+    summary = pd.read_csv(wd / "results" / "aggregate" / "summary.csv")
+    assert set(summary.env) == set(ENVS)
+    html = (wd / "results" / "report" / "report.html").read_text()
+    for w in WORKLOADS:
+        assert w in html
+    assert "results/report/report.html" in proc.stderr      # the run ends with the report's path
+
+
+def test_second_run_does_nothing(run):
+    wd, _ = run
+    proc = snakemake(wd, "all", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changed_fio_parameter_reruns_only_fio_cells(run):
+    wd, _ = run
+    before = {p: p.stat().st_mtime_ns for p in cells(wd)}
+    warm_before = {p: p.stat().st_mtime_ns for p in (wd / "results" / "warmup").glob("*.json")}
+    snakemake(wd, "all", configs=(TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml"))
+    changed = {p.parts[-2] for p in cells(wd) if p.stat().st_mtime_ns != before[p]}
+    assert changed == {"fio_randread"}
+    assert all(p.stat().st_mtime_ns != before[p] for p in cells(wd) if p.parts[-2] == "fio_randread")
+    assert warm_before == {p: p.stat().st_mtime_ns for p in warm_before}
+    depth = json.loads((wd / "results/raw/native/fio_randread/rep-1/cell.json").read_text())["params"]["iodepth"]
+    assert depth == 4
+
+
+def test_no_project_objects_left_on_the_host(run):
+    assert not Path("/sys/class/net/isobench0").exists()
+    lxc = Path("/var/lib/isobench/lxc")
+    assert not any(lxc.glob("isobench-*")) if lxc.exists() else True
+    mounts = Path("/proc/self/mountinfo").read_text()
+    assert not re.search(r"/var/lib/isobench/instances/isobench-", mounts)
