@@ -20,6 +20,7 @@ include: "rules/benchmark.smk"
 include: "rules/collect.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
+include: "rules/cleanup.smk"
 
 
 rule all:

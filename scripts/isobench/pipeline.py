@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,10 +93,7 @@ def cleanup_stale(cfg: configmod.Config) -> None:
 
 
 def finish(cfg: configmod.Config, success: bool, report: str) -> None:
-    try:
-        from . import libvirtd
-        libvirtd.stop_started(cfg.paths)
-    except ImportError:
-        pass
-    if success:
-        print(f"isobench: report: {report}", file=sys.stderr)
+    from . import libvirtd
+    libvirtd.stop_started(cfg.paths.root)
+    if success and os.path.exists(report):
+        print(f"isobench: report: {os.path.abspath(report)}", file=sys.stderr)

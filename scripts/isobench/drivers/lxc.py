@@ -19,7 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import InstanceError, Unavailable
+from ..errors import BenchError, InstanceError
 from ..util import run
 from . import hostnet
 from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, wait_until
@@ -233,8 +233,9 @@ class LxcDriver(Driver):
         return self.paths.root / "lxc"
 
     def availability(self) -> Availability:
+        # missing tools are an installation problem, not a property of the host: fail the run
         if shutil.which("lxc-start") is None:
-            raise Unavailable("lxc tools not found (lxc-start); install the 'lxc' package (./install.sh does)")
+            raise BenchError("lxc tools not found (lxc-start): install the 'lxc' package (./install.sh does)")
         return Availability(True)
 
     def start(self, name: str) -> Instance:

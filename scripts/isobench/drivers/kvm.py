@@ -1,0 +1,378 @@
+"""KVM virtual machines through libvirt (direct kernel boot, guest agent, host-only network).
+
+Every guest boots the artifacts of :mod:`isobench.guestimage` (vmlinux, busybox initramfs, base
+disk made from the shared image rootfs) as a transient domain: its root disk is a qcow2 overlay of
+the read-only base, and /data is a separate virtio disk (vdb, qcow2 or raw, ``cache=none
+io=native``), so I/O workloads hit a virtio block device as in the paper. Commands run through the
+QEMU guest agent (guest-exec); files and servers go over the private libvirt network
+``isobench-net`` (bridge isobench1, host-only: no forwarding, no NAT, no DHCP), where the guest
+has a static address from :func:`hostnet.address_for`.
+
+Acceleration: hardware KVM where the host has it, KVM with a user-supplied PVM guest kernel on a
+PVM host, otherwise unavailable, unless the config opts in to TCG emulation (labelled emulated:
+functional tests of the pipeline, never performance results). ``tuning: tuned`` is the paper's
+tuned KVM: host CPU model, vCPUs pinned 1:1, vhost-net.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import logging
+import os
+import shutil
+import socket
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any, Sequence
+
+from .. import libvirtd
+from ..errors import InstanceError, Unavailable
+from ..guestimage import ensure_guest_artifacts
+from ..util import run
+from . import hostnet
+from .base import GUEST_PATH, Availability, Driver, Endpoint, Instance, StatePaths
+
+log = logging.getLogger("isobench")
+
+NAME_PREFIX = "isobench-"
+NETWORK = "isobench-net"
+BRIDGE = "isobench1"
+#: sparse: the disk costs only what the guest writes into it
+DATA_DISK_GIB = 32
+#: guest-file-write / input-data bigger than this wedges qemu-ga's channel until the domain restarts
+AGENT_MAX_INPUT = 128 * 1024
+#: guest port of copy_in/copy_out's nc (no workload serves on it)
+COPY_PORT = 47000
+GUEST_ENV = [f"PATH={GUEST_PATH}", "HOME=/root", "LC_ALL=C"]
+
+
+# -- pure decisions ------------------------------------------------------------------------------
+def host_probe(guest_kernel: str | None) -> dict[str, bool]:
+    """What decides the acceleration: the KVM device, which KVM module, and a PVM guest kernel."""
+    return {"dev_kvm": Path("/dev/kvm").exists(),
+            **{m: Path(f"/sys/module/{m}").exists() for m in ("kvm_intel", "kvm_amd", "kvm_pvm")},
+            "guest_kernel": guest_kernel is not None}
+
+
+def choose_accel(requested: str, probe: dict[str, bool]) -> Availability:
+    """TCG only when asked for; otherwise KVM if this host can run the guest at speed, or why not."""
+    if requested == "tcg":
+        return Availability(True, labels={"accel": "tcg", "emulated": True})
+    if probe["dev_kvm"] and (probe["kvm_intel"] or probe["kvm_amd"]):
+        return Availability(True, labels={"accel": "kvm", "emulated": False})
+    if not probe["dev_kvm"]:
+        why = "no /dev/kvm on this host"
+    elif not probe["kvm_pvm"]:
+        why = "/dev/kvm exists but none of kvm_intel, kvm_amd, kvm_pvm is loaded"
+    elif probe["guest_kernel"]:
+        return Availability(True, labels={"accel": "kvm", "emulated": False})
+    else:
+        # a stock kernel's supervisor code is emulated instruction by instruction under PVM and hangs
+        why = "/dev/kvm is PVM (kvm_pvm), which boots only a PVM guest kernel: set guest_kernel to one"
+    return Availability(False, reason=f"KVM unusable: {why}; or set accel: tcg to run emulated")
+
+
+def cpu_mode(accel: str, tuning: str) -> str:
+    """untuned: QEMU's default model; tuned: the host CPU (TCG refuses host-passthrough: 'maximum')."""
+    if tuning == "untuned":
+        return "default"
+    return "host-passthrough" if accel == "kvm" else "maximum"
+
+
+def uses_vhost(accel: str, tuning: str, vhost_net_device: bool) -> bool:
+    """vhost-net needs KVM's ioeventfd/irqfd (libvirt ignores it for plain QEMU guests) and /dev/vhost-net."""
+    return tuning == "tuned" and accel == "kvm" and vhost_net_device
+
+
+def guest_cmdline(ip: str, subnet: str) -> str:
+    net = ipaddress.ip_network(subnet)
+    gw = next(net.hosts())
+    # panic=-1: if the initramfs fails, reboot at once, which ends the domain (on_reboot=destroy)
+    return (f"console=ttyS0 net.ifnames=0 panic=-1 quiet "
+            f"bench.ip={ip}/{net.prefixlen} bench.gw={gw}")
+
+
+def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: Any) -> ET.Element:
+    e = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
+    e.text = text
+    return e
+
+
+def domain_xml(*, name: str, accel: str, tuning: str, disk: str, cpus: int, memory_mib: int,
+               kernel: str, initrd: str, cmdline: str, root_disk: Path, data_disk: Path,
+               console_log: Path, mac: str, vhost: bool) -> str:
+    """The libvirt domain of one guest (transient: created with createXML, gone when destroyed)."""
+    dom = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
+    _el(dom, "name", name)
+    _el(dom, "memory", str(memory_mib), unit="MiB")
+    _el(dom, "vcpu", str(cpus), placement="static")
+    if tuning == "tuned":
+        tune = _el(dom, "cputune")
+        for i in range(cpus):
+            _el(tune, "vcpupin", vcpu=i, cpuset=i)
+    os_ = _el(dom, "os")
+    _el(os_, "type", "hvm", arch="x86_64", machine="pc")
+    _el(os_, "kernel", kernel)
+    _el(os_, "initrd", initrd)
+    _el(os_, "cmdline", cmdline)
+    # no <acpi/>: probing ACPI costs ~1 s of boot under TCG; the kernel routes IRQs by MP tables
+    _el(_el(dom, "features"), "apic")
+    mode = cpu_mode(accel, tuning)
+    if mode != "default":
+        cpu = _el(dom, "cpu", mode=mode, migratable="off")
+        if mode == "host-passthrough":
+            # QEMU aborts setting MSR 0x10a (IA32_ARCH_CAPABILITIES) on some hosts (PVM); unused anyway
+            _el(cpu, "feature", policy="disable", name="arch-capabilities")
+    _el(dom, "clock", offset="utc")
+    for event in ("on_poweroff", "on_reboot", "on_crash"):
+        _el(dom, event, "destroy")
+    dev = _el(dom, "devices")
+    # the root overlay is thrown away after the run: no need to flush it
+    for path, fmt, target, cache in ((root_disk, "qcow2", "vda", {"cache": "unsafe"}),
+                                     (data_disk, disk, "vdb", {"cache": "none", "io": "native"})):
+        d = _el(dev, "disk", type="file", device="disk")
+        _el(d, "driver", name="qemu", type=fmt, **cache)
+        _el(d, "source", file=path)
+        _el(d, "target", dev=target, bus="virtio")
+    nic = _el(dev, "interface", type="network")
+    _el(nic, "mac", address=mac)
+    _el(nic, "source", network=NETWORK)
+    _el(nic, "model", type="virtio")
+    # explicit both ways: libvirt would pick vhost by itself for KVM guests when it can
+    _el(nic, "driver", name="vhost" if vhost else "qemu")
+    _el(nic, "rom", bar="off")
+    serial = _el(dev, "serial", type="file")
+    _el(serial, "source", path=console_log)
+    _el(serial, "target", port=0)
+    chan = _el(dev, "channel", type="unix")
+    _el(chan, "target", type="virtio", name="org.qemu.guest_agent.0")
+    _el(_el(dev, "rng", model="virtio"), "backend", "/dev/urandom", model="random")
+    _el(dev, "memballoon", model="none")
+    _el(dev, "controller", type="usb", model="none")
+    # QEMU runs as root and libvirt relabels nothing: it would otherwise chown the shared base disk
+    # to libvirt-qemu (and not always back), and need every parent of the state dir traversable
+    label = _el(dom, "seclabel", type="static", model="dac", relabel="no")
+    _el(label, "label", "+0:+0")
+    return ET.tostring(dom, encoding="unicode")
+
+
+def network_xml(subnet: str) -> str:
+    """Host-only: no <forward> (no NAT, no routing), no DHCP, no DNS (so no dnsmasq either)."""
+    net = ipaddress.ip_network(subnet)
+    root = ET.Element("network")
+    _el(root, "name", NETWORK)
+    _el(root, "bridge", name=BRIDGE, stp="off", delay=0)
+    _el(root, "dns", enable="no")
+    _el(root, "ip", address=next(net.hosts()), prefix=net.prefixlen)
+    return ET.tostring(root, encoding="unicode")
+
+
+# -- libvirt objects -------------------------------------------------------------------------------
+def instance_dir(paths: StatePaths, name: str) -> Path:
+    """The suffix tells KVM instance directories from native ones of the same prefix."""
+    return paths.instances / f"{name}.kvm"
+
+
+def destroy_domain(conn, name: str) -> bool:
+    try:
+        conn.lookupByName(name).destroy()
+    except libvirtd.libvirt.libvirtError as e:
+        if e.get_error_code() in (libvirtd.libvirt.VIR_ERR_NO_DOMAIN, libvirtd.libvirt.VIR_ERR_OPERATION_INVALID):
+            return False  # gone already, or not running (our domains are transient: nothing to undefine)
+        raise
+    return True
+
+
+def ensure_network(conn, subnet: str) -> None:
+    try:
+        net = conn.networkLookupByName(NETWORK)
+    except libvirtd.libvirt.libvirtError:
+        conn.networkCreateXML(network_xml(subnet))
+        log.info("created libvirt network %s (bridge %s, %s, host-only)", NETWORK, BRIDGE, subnet)
+        return
+    if not net.isActive():
+        net.create()
+
+
+def remove_network_if_unused(conn) -> bool:
+    if any(d.name().startswith(NAME_PREFIX) for d in conn.listAllDomains()):
+        return False
+    try:
+        conn.networkLookupByName(NETWORK).destroy()
+    except libvirtd.libvirt.libvirtError:
+        return False
+    return True
+
+
+class KvmInstance(Instance):
+    def __init__(self, name: str, driver: "KvmDriver", artifacts: dict[str, Any]):
+        super().__init__(name)
+        self.dir = instance_dir(driver.paths, name)
+        self.settings = driver.settings()
+        self.accel = self.settings["accel"]
+        self.ip, self.mac = hostnet.address_for(name, driver.subnet)
+        self.saved_console = driver.paths.instances / f"{name}.console.log"
+        self._conn = self._dom = None
+        try:
+            self._conn = libvirtd.connect()
+            xml = self._create(driver, artifacts)
+            with libvirtd.host_lock("kvm-net"):  # not while a teardown removes the network
+                ensure_network(self._conn, driver.subnet)
+                self._dom = self._conn.createXML(xml, 0)
+            self._wait_agent(driver.option("boot_timeout_s"))
+        except BaseException:
+            self._teardown()
+            raise
+
+    @property
+    def console_log(self) -> Path:
+        return self.dir / "console.log"
+
+    def _create(self, driver: "KvmDriver", artifacts: dict[str, Any]) -> str:
+        self.dir.mkdir(parents=True, mode=0o700)
+        root = self.dir / "root.qcow2"
+        run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", artifacts["base_disk"], str(root)])
+        data = self.dir / f"data.{self.settings['disk']}"
+        make_data_disk(data, self.settings["disk"], self.dir)
+        return domain_xml(name=self.name, accel=self.accel, tuning=self.settings["tuning"],
+                          disk=self.settings["disk"], cpus=driver.limits.cpus,
+                          memory_mib=driver.limits.memory_mib, kernel=artifacts["vmlinux"],
+                          initrd=artifacts["initramfs"], cmdline=guest_cmdline(self.ip, driver.subnet),
+                          root_disk=root, data_disk=data, console_log=self.console_log, mac=self.mac,
+                          vhost=self.settings["net_backend"] == "vhost")
+
+    def _wait_agent(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if not self._alive():
+                self._keep_console()
+                raise InstanceError(f"guest {self.name} stopped while booting (accel={self.accel}); "
+                                    f"console log: {self.saved_console}")
+            try:
+                self._agent("guest-ping", timeout=1)
+                return
+            except InstanceError:
+                time.sleep(0.05)
+        self._keep_console()
+        raise InstanceError(f"guest {self.name} did not answer the agent within {timeout:.0f} s "
+                            f"(accel={self.accel}); console log: {self.saved_console}")
+
+    def _alive(self) -> bool:
+        try:
+            return bool(self._dom.isActive())
+        except libvirtd.libvirt.libvirtError:  # a transient domain that stopped is gone
+            return False
+
+    def _keep_console(self) -> None:
+        """The instance directory goes with the teardown; the console log of a failed boot stays."""
+        if self.console_log.exists():
+            shutil.copyfile(self.console_log, self.saved_console)
+
+    # -- guest agent ------------------------------------------------------------------------------
+    def _agent(self, command: str, args: dict[str, Any] | None = None, timeout: int = 10) -> Any:
+        msg = {"execute": command, **({"arguments": args} if args else {})}
+        try:
+            reply = libvirtd.libvirt_qemu.qemuAgentCommand(self._dom, json.dumps(msg), timeout, 0)
+        except libvirtd.libvirt.libvirtError as e:
+            raise InstanceError(f"{self.name}: guest agent {command}: {e.get_error_message()}") from None
+        return json.loads(reply)["return"]
+
+    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
+        args: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "env": GUEST_ENV, "capture-output": True}
+        if input is not None:
+            if len(input) > AGENT_MAX_INPUT:
+                raise InstanceError(f"{self.name}: {len(input)} bytes of stdin exceed the guest agent's "
+                                    f"{AGENT_MAX_INPUT} byte limit; use copy_in")
+            args["input-data"] = base64.b64encode(input).decode()
+        try:
+            pid = self._agent("guest-exec", args)["pid"]
+        except InstanceError as e:  # the agent could not spawn it: report it like a shell would
+            return 127, b"", str(e).encode()
+        end = time.monotonic() + timeout
+        delay = 0.005
+        # back off to 0.25 s so that polling a long benchmark costs the guest next to nothing
+        while not (st := self._agent("guest-exec-status", {"pid": pid}))["exited"]:
+            if time.monotonic() > end:
+                self._agent("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)], "env": GUEST_ENV})
+                raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        if st.get("out-truncated") or st.get("err-truncated"):
+            raise InstanceError(f"{self.name}: output of {argv[0]} exceeds the guest agent's capture limit; "
+                                f"write it to a file and copy_out")
+        rc = st["exitcode"] if "exitcode" in st else 128 + st.get("signal", 0)
+        return rc, base64.b64decode(st.get("out-data", "")), base64.b64decode(st.get("err-data", ""))
+
+    # -- files: over the network, ~16x faster than guest-file-write -------------------------------
+    def copy_in(self, src: Path, dst: str) -> None:
+        size = Path(src).stat().st_size
+        with open(src, "rb") as f:
+            res = self._netcopy(f'nc -l "$1" "$2" >"$3" && stat -c %s "$3"', dst, lambda s: s.sendfile(f))
+        if res.returncode != 0 or res.stdout.strip() != str(size):
+            raise InstanceError(f"copy {src} into {self.name}:{dst} failed: sent {size} bytes, "
+                                f"guest has {res.stdout.strip() or '?'} ({res.stderr.strip()[:200]})")
+
+    def copy_out(self, src: str, dst: Path) -> None:
+        chunks: list[bytes] = []
+
+        def receive(s: socket.socket) -> None:
+            while chunk := s.recv(1 << 20):
+                chunks.append(chunk)
+
+        res = self._netcopy(f'stat -c %s "$3" && exec nc -N -l "$1" "$2" <"$3"', src, receive)
+        got = sum(map(len, chunks))
+        if res.returncode != 0 or res.stdout.strip() != str(got):
+            raise InstanceError(f"copy {self.name}:{src} out failed: guest has {res.stdout.strip() or '?'} "
+                                f"bytes, received {got} ({res.stderr.strip()[:200]})")
+        Path(dst).write_bytes(b"".join(chunks))
+
+    def _netcopy(self, script: str, path: str, transfer) -> Any:
+        """Run ``script`` (an nc listener on the guest address) and do ``transfer`` on a connection to it."""
+        pid = self._agent("guest-exec", {"path": "/bin/sh", "arg": ["-c", script, "sh", self.ip, str(COPY_PORT),
+                                                                   path], "env": GUEST_ENV, "capture-output": True})
+        with self._connect(COPY_PORT, timeout=10) as s:
+            transfer(s)
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)  # until the guest closes: nc has everything
+        end = time.monotonic() + 60
+        while not (st := self._agent("guest-exec-status", {"pid": pid}))["exited"] and time.monotonic() < end:
+            time.sleep(0.01)
+        return _Status(st)
+
+    def _connect(self, port: int, timeout: float) -> socket.socket:
+        """Connect to a guest port, retrying while the listener is still starting."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                return socket.create_connection((self.ip, port), timeout=60)
+            except ConnectionRefusedError:
+                if time.monotonic() > end:
+                    raise InstanceError(f"{self.name}: nothing listens on {self.ip}:{port} after {timeout:.0f}s")
+                time.sleep(0.01)
+
+    # -- networking, description, teardown ----------------------------------------------------------
+    def endpoint(self, port: int) -> Endpoint:
+        return Endpoint(self.ip, port)
+
+    @property
+    def bind_address(self) -> str:
+        return self.ip
+
+    def describe(self) -> dict[str, Any]:
+        seen = super().describe()
+        seen.update(accel=self.accel, tuning=self.settings["tuning"], disk=self.settings["disk"],
+                    vcpus=self.settings["cpus"], memory_mib=self.settings["memory_mib"],
+                    cpu_mode=self.settings["cpu_mode"], net_backend=self.settings["net_backend"],
+                    address=self.ip)
+        return seen
+
+    def _teardown(self) -> None:
+        if self._conn is not None:
+            destroy_domain(self._conn, self.name)
+            with libvirtd.host_lock("kvm-net"):
+                remove_network_if_unused(self._conn)
+            self._conn.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
