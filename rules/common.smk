@@ -33,8 +33,8 @@ def parser_version(wildcards):
 
 
 def on_start():
-    """Remove what a crashed earlier run left behind (by the project's name prefix)."""
-    pipeline.cleanup_stale(CFG)
+    """Preflight checks and removal of what a crashed earlier run left behind."""
+    pipeline.start(CFG)
 
 
 def on_finish(success):

@@ -140,6 +140,8 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep:
                 t0 = time.monotonic()
                 raw = wl.run_iteration(ctx)
                 seconds = time.monotonic() - t0
+                if not inst.alive():
+                    raise InstanceError(f"instance {inst.name} died during iteration {i}; no result kept")
                 name = f"iter-{i:02d}{'.warmup' if is_warmup else ''}.out"
                 atomic_write_text(out_dir / name, raw)
                 records.append({"iteration": i, "warmup": is_warmup, "file": name, "started_at": started,

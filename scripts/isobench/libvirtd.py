@@ -22,8 +22,9 @@ from .util import read_json, run, write_json
 
 try:
     import libvirt
+    import libvirt_qemu
 except ImportError:  # KvmDriver.availability() says so; native and LXC must import without it
-    libvirt = None
+    libvirt = libvirt_qemu = None
 
 log = logging.getLogger("isobench")
 

@@ -86,7 +86,13 @@ def plan_or_exit(raw: dict[str, Any]) -> Plan:
         sys.exit(1)
 
 
-def cleanup_stale(cfg: configmod.Config) -> None:
+def start(cfg: configmod.Config) -> None:
+    """Before any job of a real run: check we may drive the host, then remove what a crashed
+    earlier run left behind (by the project's name prefix)."""
+    if os.geteuid() != 0:
+        print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
+              "iptables); run it with sudo or as root", file=sys.stderr)
+        sys.exit(1)
     removed = cleanup_all(cfg.paths)
     for what in removed:
         print(f"isobench: removed leftover {what}", file=sys.stderr)

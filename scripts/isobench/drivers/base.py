@@ -148,7 +148,12 @@ class Instance(ABC):
     def bind_address(self) -> str:
         """The address a server inside should listen on (never the host's other interfaces)."""
 
-    # -- description and teardown --------------------------------------------------------
+    # -- health, description and teardown --------------------------------------------------
+    def alive(self) -> bool:
+        """Whether the instance is still running (checked after every iteration: a container or
+        guest killed mid-cell must fail the cell, not yield a number)."""
+        return True
+
     def describe(self) -> dict[str, Any]:
         """What the instance sees from inside: CPUs, memory, kernel, CPU model."""
         script = ("echo nproc=$(nproc); echo kernel=$(uname -r); "

@@ -20,13 +20,12 @@ import base64
 import ipaddress
 import json
 import logging
-import os
 import shutil
 import socket
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .. import libvirtd
 from ..errors import InstanceError, Unavailable
@@ -207,6 +206,19 @@ def remove_network_if_unused(conn) -> bool:
     return True
 
 
+def make_data_disk(path: Path, fmt: str) -> None:
+    """An empty ext4 filesystem for /data, made on the host so the guest mounts it at boot."""
+    raw = path.with_suffix(".raw")
+    with open(raw, "wb") as f:
+        f.truncate(DATA_DISK_GIB << 30)
+    # a fresh sparse file reads as zeros: mke2fs's discard marks the inode tables zeroed and the
+    # journal needs no zeroing, so the guest kernel starts no lazy-init writes during I/O benchmarks
+    run(["mkfs.ext4", "-q", "-F", "-L", "isobench-data", "-E", "lazy_journal_init=1", str(raw)])
+    if fmt == "qcow2":
+        run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(path)])
+        raw.unlink()
+
+
 class KvmInstance(Instance):
     def __init__(self, name: str, driver: "KvmDriver", artifacts: dict[str, Any]):
         super().__init__(name)
@@ -236,7 +248,7 @@ class KvmInstance(Instance):
         root = self.dir / "root.qcow2"
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", artifacts["base_disk"], str(root)])
         data = self.dir / f"data.{self.settings['disk']}"
-        make_data_disk(data, self.settings["disk"], self.dir)
+        make_data_disk(data, self.settings["disk"])
         return domain_xml(name=self.name, accel=self.accel, tuning=self.settings["tuning"],
                           disk=self.settings["disk"], cpus=driver.limits.cpus,
                           memory_mib=driver.limits.memory_mib, kernel=artifacts["vmlinux"],
@@ -280,67 +292,73 @@ class KvmInstance(Instance):
             raise InstanceError(f"{self.name}: guest agent {command}: {e.get_error_message()}") from None
         return json.loads(reply)["return"]
 
-    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
+    def _spawn(self, argv: Sequence[str], input: bytes | None = None) -> int:
+        """Start argv in the guest through the agent; return its guest PID."""
         args: dict[str, Any] = {"path": argv[0], "arg": list(argv[1:]), "env": GUEST_ENV, "capture-output": True}
         if input is not None:
             if len(input) > AGENT_MAX_INPUT:
                 raise InstanceError(f"{self.name}: {len(input)} bytes of stdin exceed the guest agent's "
-                                    f"{AGENT_MAX_INPUT} byte limit; use copy_in")
+                                    f"{AGENT_MAX_INPUT}-byte limit; use copy_in")
             args["input-data"] = base64.b64encode(input).decode()
-        try:
-            pid = self._agent("guest-exec", args)["pid"]
-        except InstanceError as e:  # the agent could not spawn it: report it like a shell would
-            return 127, b"", str(e).encode()
+        return self._agent("guest-exec", args)["pid"]
+
+    def _wait(self, pid: int, timeout: float, what: str) -> tuple[int, bytes, bytes]:
+        """Poll a guest-exec'd process until it exits; kill it and raise after ``timeout``."""
         end = time.monotonic() + timeout
         delay = 0.005
         # back off to 0.25 s so that polling a long benchmark costs the guest next to nothing
         while not (st := self._agent("guest-exec-status", {"pid": pid}))["exited"]:
             if time.monotonic() > end:
                 self._agent("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)], "env": GUEST_ENV})
-                raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
+                raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {what}")
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
         if st.get("out-truncated") or st.get("err-truncated"):
-            raise InstanceError(f"{self.name}: output of {argv[0]} exceeds the guest agent's capture limit; "
+            raise InstanceError(f"{self.name}: output of {what} exceeds the guest agent's capture limit; "
                                 f"write it to a file and copy_out")
         rc = st["exitcode"] if "exitcode" in st else 128 + st.get("signal", 0)
         return rc, base64.b64decode(st.get("out-data", "")), base64.b64decode(st.get("err-data", ""))
+
+    def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
+        try:
+            pid = self._spawn(argv, input)
+        except InstanceError as e:  # the agent could not start it (no such file...): as a shell reports it
+            return 127, b"", str(e).encode()
+        return self._wait(pid, timeout, argv[0])
 
     # -- files: over the network, ~16x faster than guest-file-write -------------------------------
     def copy_in(self, src: Path, dst: str) -> None:
         size = Path(src).stat().st_size
         with open(src, "rb") as f:
-            res = self._netcopy(f'nc -l "$1" "$2" >"$3" && stat -c %s "$3"', dst, lambda s: s.sendfile(f))
-        if res.returncode != 0 or res.stdout.strip() != str(size):
-            raise InstanceError(f"copy {src} into {self.name}:{dst} failed: sent {size} bytes, "
-                                f"guest has {res.stdout.strip() or '?'} ({res.stderr.strip()[:200]})")
+            rc, out, err = self._netcopy('nc -l "$1" "$2" >"$3" && stat -c %s "$3"', dst,
+                                         lambda s: s.sendfile(f))
+        if rc != 0 or out.strip() != str(size).encode():
+            raise InstanceError(f"copy {src} into {self.name}:{dst} failed: sent {size} bytes, guest has "
+                                f"{out.decode().strip() or '?'} (exit {rc}: {err.decode().strip()[:200]})")
 
     def copy_out(self, src: str, dst: Path) -> None:
-        chunks: list[bytes] = []
+        received = 0
+        with open(dst, "wb") as f:
+            def receive(s: socket.socket) -> None:
+                nonlocal received
+                while chunk := s.recv(1 << 20):
+                    f.write(chunk)
+                    received += len(chunk)
 
-        def receive(s: socket.socket) -> None:
-            while chunk := s.recv(1 << 20):
-                chunks.append(chunk)
+            rc, out, err = self._netcopy('stat -c %s "$3" && exec nc -N -l "$1" "$2" <"$3"', src, receive)
+        if rc != 0 or out.strip() != str(received).encode():
+            Path(dst).unlink(missing_ok=True)
+            raise InstanceError(f"copy {self.name}:{src} out failed: guest has {out.decode().strip() or '?'} "
+                                f"bytes, received {received} (exit {rc}: {err.decode().strip()[:200]})")
 
-        res = self._netcopy(f'stat -c %s "$3" && exec nc -N -l "$1" "$2" <"$3"', src, receive)
-        got = sum(map(len, chunks))
-        if res.returncode != 0 or res.stdout.strip() != str(got):
-            raise InstanceError(f"copy {self.name}:{src} out failed: guest has {res.stdout.strip() or '?'} "
-                                f"bytes, received {got} ({res.stderr.strip()[:200]})")
-        Path(dst).write_bytes(b"".join(chunks))
-
-    def _netcopy(self, script: str, path: str, transfer) -> Any:
-        """Run ``script`` (an nc listener on the guest address) and do ``transfer`` on a connection to it."""
-        pid = self._agent("guest-exec", {"path": "/bin/sh", "arg": ["-c", script, "sh", self.ip, str(COPY_PORT),
-                                                                   path], "env": GUEST_ENV, "capture-output": True})
+    def _netcopy(self, script: str, path: str, transfer: Callable[[socket.socket], None]):
+        """Run ``script`` (nc listening on the guest address) and ``transfer`` over a connection to it."""
+        pid = self._spawn(["/bin/sh", "-c", script, "sh", self.ip, str(COPY_PORT), path])
         with self._connect(COPY_PORT, timeout=10) as s:
             transfer(s)
             s.shutdown(socket.SHUT_WR)
-            s.recv(1)  # until the guest closes: nc has everything
-        end = time.monotonic() + 60
-        while not (st := self._agent("guest-exec-status", {"pid": pid}))["exited"] and time.monotonic() < end:
-            time.sleep(0.01)
-        return _Status(st)
+            s.recv(1)  # returns when the guest closes: nc has everything
+        return self._wait(pid, 60, "nc")
 
     def _connect(self, port: int, timeout: float) -> socket.socket:
         """Connect to a guest port, retrying while the listener is still starting."""
@@ -363,10 +381,8 @@ class KvmInstance(Instance):
 
     def describe(self) -> dict[str, Any]:
         seen = super().describe()
-        seen.update(accel=self.accel, tuning=self.settings["tuning"], disk=self.settings["disk"],
-                    vcpus=self.settings["cpus"], memory_mib=self.settings["memory_mib"],
-                    cpu_mode=self.settings["cpu_mode"], net_backend=self.settings["net_backend"],
-                    address=self.ip)
+        seen.update({k: self.settings[k] for k in ("accel", "tuning", "disk", "cpu_mode", "net_backend",
+                                                    "memory_mib")}, vcpus=self.settings["cpus"], address=self.ip)
         return seen
 
     def _teardown(self) -> None:
@@ -376,3 +392,108 @@ class KvmInstance(Instance):
                 remove_network_if_unused(self._conn)
             self._conn.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _libvirt_leftovers() -> bool:
+    """Whether libvirt's runtime state still lists our domains or network (while libvirtd is down)."""
+    run_dir = Path("/run/libvirt")
+    return any(run_dir.glob(f"qemu/{NAME_PREFIX}*.xml")) or (run_dir / "network" / f"{NETWORK}.xml").exists()
+
+
+class KvmDriver(Driver):
+    """KVM virtual machines through libvirt (TCG emulation only as an explicit, labelled opt-in)."""
+
+    kind = "kvm"
+    OPTIONS = {
+        "accel": {"enum": ["auto", "kvm", "tcg"], "default": "auto",
+                  "description": "auto/kvm: hardware KVM (or KVM with guest_kernel on a PVM host), otherwise "
+                                 "unavailable; tcg: QEMU emulation (~13% of native CPU speed), every result "
+                                 "labelled emulated: for functional tests only"},
+        "tuning": {"enum": ["untuned", "tuned"], "default": "untuned",
+                   "description": "untuned: QEMU's default CPU model, no pinning, userspace virtio-net; tuned "
+                                  "(the paper's tuned KVM): host CPU model, vCPUs pinned 1:1 to host CPUs "
+                                  "0..n-1, vhost-net"},
+        "disk": {"enum": ["qcow2", "raw"], "default": "qcow2",
+                 "description": "image format of the /data disk (virtio, cache=none, io=native)"},
+        "guest_kernel": {"type": ["string", "null"], "pattern": "^/", "default": None,
+                         "description": "absolute path of an uncompressed vmlinux (PVH entry) to boot instead "
+                                        "of the image's kernel; needed for KVM on a PVM host (a PVM guest "
+                                        "kernel)"},
+        "boot_timeout_s": {"type": "integer", "minimum": 1, "default": 60,
+                           "description": "seconds from domain start until the guest agent must answer"},
+    }
+
+    def __init__(self, *args, subnet: str = "10.213.78.0/24", **kw):
+        super().__init__(*args, **kw)
+        self.subnet = subnet
+
+    def option(self, key: str) -> Any:
+        return self.options.get(key, self.OPTIONS[key]["default"])
+
+    def availability(self) -> Availability:
+        if libvirtd.libvirt is None:
+            return Availability(False, "libvirt-python is not installed in the pipeline's environment")
+        missing = [t for t in ("libvirtd", "virtlogd", "qemu-system-x86_64", "qemu-img", "mkfs.ext4")
+                   if shutil.which(t) is None]
+        if missing:
+            return Availability(False, f"{', '.join(missing)} not found; install libvirt-daemon-system, "
+                                       f"qemu-system-x86 and qemu-utils (./install.sh does)")
+        kernel = self.option("guest_kernel")
+        if kernel is not None and not Path(kernel).is_file():
+            return Availability(False, f"guest_kernel {kernel} does not exist")
+        return choose_accel(self.option("accel"), host_probe(kernel))
+
+    def provision(self) -> dict[str, Any]:
+        """Build (or find cached) the guest's kernel, initramfs and base disk; return their manifest."""
+        kernel = self.option("guest_kernel")
+        return ensure_guest_artifacts(Path(self.image["rootfs"]), self.image["key"], self.paths.images,
+                                      Path(kernel) if kernel else None)
+
+    def start(self, name: str) -> Instance:
+        avail = self.availability()
+        if not avail.available:
+            raise Unavailable(f"environment {self.env}: {avail.reason}")
+        artifacts = self.provision()
+        libvirtd.ensure_running(self.paths.root)
+        conn = libvirtd.connect()
+        try:
+            destroy_domain(conn, name)
+        finally:
+            conn.close()
+        shutil.rmtree(instance_dir(self.paths, name), ignore_errors=True)
+        self.paths.instances.mkdir(parents=True, exist_ok=True)
+        return KvmInstance(name, self, artifacts)
+
+    def settings(self) -> dict[str, Any]:
+        labels = self.availability().labels
+        accel, tuning = labels.get("accel", "unavailable"), self.option("tuning")
+        vhost = uses_vhost(accel, tuning, Path("/dev/vhost-net").exists())
+        return {"driver": self.kind, "accel": accel, "emulated": labels.get("emulated"), "tuning": tuning,
+                "disk": self.option("disk"), "cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib,
+                "cpu_mode": cpu_mode(accel, tuning), "net_backend": "vhost" if vhost else "qemu",
+                "guest_kernel": self.option("guest_kernel")}
+
+    @classmethod
+    def cleanup_stale(cls, paths: StatePaths) -> list[str]:
+        removed = []
+        if libvirtd.libvirt is not None:
+            if _libvirt_leftovers():  # libvirtd died with our guests running: it reattaches them on start
+                libvirtd.ensure_running(paths.root)
+            if libvirtd.answers():
+                conn = libvirtd.connect()
+                for dom in conn.listAllDomains():
+                    if dom.name().startswith(NAME_PREFIX) and destroy_domain(conn, dom.name()):
+                        removed.append(f"libvirt domain {dom.name()}")
+                with libvirtd.host_lock("kvm-net"):
+                    if remove_network_if_unused(conn):
+                        removed.append(f"libvirt network {NETWORK}")
+                conn.close()
+        leftovers = [*paths.instances.glob(f"{NAME_PREFIX}*.kvm"), *paths.instances.glob(f"{NAME_PREFIX}*.console.log"),
+                     *paths.images.glob(".kvm-*.partial")]
+        for p in sorted(leftovers):
+            if p.is_dir():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(f"kvm file {p}")
+        return removed

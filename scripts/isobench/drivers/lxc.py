@@ -169,6 +169,10 @@ class LxcInstance(Instance):
             raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
         return proc.returncode, out, err
 
+    def alive(self) -> bool:
+        proc = run(["lxc-info", "-P", str(self.lxcpath), "-n", self.name, "-s", "-H"], check=False, timeout=30)
+        return proc.stdout.decode().strip() == "RUNNING"
+
     def endpoint(self, port: int) -> Endpoint:
         if self.net == "host":
             return Endpoint("127.0.0.1", port)
