@@ -1,4 +1,5 @@
-# aggregate: every cell -> one dataset, per-environment statistics and overhead against native.
+# aggregate: every cell -> one dataset, per-environment statistics, overhead against native with
+# bootstrap intervals, and the A/A noise floor (scripts/isobench/stats.py).
 
 
 rule aggregate:
@@ -11,6 +12,8 @@ rule aggregate:
         summary_csv=SUMMARY_CSV,
         overhead="results/aggregate/overhead.parquet",
         overhead_csv="results/aggregate/overhead.csv",
+        calibration="results/aggregate/calibration.parquet",
+        calibration_csv="results/aggregate/calibration.csv",
     log:
         "results/logs/aggregate.log",
     script:

@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 from isobench import pipeline  # noqa: E402
 
 PLAN = pipeline.plan_or_exit(config)
+pipeline.release_stale_lock()
 CFG = PLAN.config
 STATE_DIR = str(CFG.paths.root)
 

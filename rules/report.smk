@@ -6,6 +6,8 @@ rule build_report:
     input:
         aggregate="results/aggregate/summary.parquet",
         overhead="results/aggregate/overhead.parquet",
+        calibration="results/aggregate/calibration.parquet",
+        paper=f"{workflow.basedir}/report/paper_results.yaml",
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
         warmups=expand("results/warmup/{env}.json", env=PLAN.available_environments),
         workloads="results/provision/workloads.json",

@@ -36,7 +36,7 @@ CELLS = ["results/cells/native/compression/rep-1.parquet", "results/cells/native
 
 def snakemake_cmd(wd: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(wd), "--cores", "1",
-            "--configfile", str(FAULTS), *args, *CELLS]
+            *args, "--configfile", str(FAULTS), "--", *CELLS]
 
 
 def wait_for(pred, timeout: float, what: str) -> None:
@@ -72,7 +72,7 @@ def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
     proc = subprocess.Popen(snakemake_cmd(tmp_path, "--keep-going"), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: measuring(tmp_path), 300, "the slow LXC cell to start measuring")
+        wait_for(lambda: measuring(tmp_path) or proc.poll() is not None, 300, "the slow LXC cell to start measuring")
         time.sleep(2)
         os.kill(container_pid(SLOW_CT), signal.SIGKILL)        # the container's init
         out, _ = proc.communicate(timeout=600)
@@ -95,10 +95,11 @@ def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
 
 
 def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):
-    proc = subprocess.Popen(snakemake_cmd(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    out = open(tmp_path / "killed-run.log", "w")
+    proc = subprocess.Popen(snakemake_cmd(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        wait_for(lambda: measuring(tmp_path), 300, "the slow LXC cell to start measuring")
+        wait_for(lambda: measuring(tmp_path) or proc.poll() is not None, 300, "the slow LXC cell to start measuring")
+        assert proc.poll() is None, (tmp_path / "killed-run.log").read_text()[-3000:]
         os.killpg(proc.pid, signal.SIGKILL)                      # Snakemake and its job, at once
         proc.wait(timeout=30)
     finally:

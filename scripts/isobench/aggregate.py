@@ -87,8 +87,9 @@ def read_cells(cell_files: Iterable[Path]) -> pd.DataFrame:
         table = pq.read_table(path)
         missing = [n for n in SCHEMA.names if n not in table.column_names]
         if missing:
-            raise ValueError(f"{path}: not a cell file of schema version {SCHEMA.metadata[b'isobench_schema_version'].decode()}"
-                             f" (missing columns: {', '.join(missing)})")
+            version = SCHEMA.metadata[b"isobench_schema_version"].decode()
+            raise ValueError(f"{path}: not a cell file of schema version {version} "
+                             f"(missing columns: {', '.join(missing)})")
         tables.append(table.select(SCHEMA.names).cast(SCHEMA))
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     df = table.to_pandas()
@@ -273,15 +274,18 @@ def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
     return df
 
 
-def _write(df: pd.DataFrame, parquet: Path, csv: Path | None, meta: dict[str, Any]) -> None:
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def _write_parquet(table: pa.Table, path: Path, meta: dict[str, Any]) -> None:
+    """Atomically, with the statistics parameters in the schema metadata."""
     table = table.replace_schema_metadata({**(table.schema.metadata or {}),
                                            b"isobench_stats": json.dumps(meta, sort_keys=True).encode()})
     sink = io.BytesIO()
     pq.write_table(table, sink)
-    atomic_write_bytes(parquet, sink.getvalue())
-    if csv is not None:
-        atomic_write_bytes(csv, df.to_csv(index=False, lineterminator="\n").encode())
+    atomic_write_bytes(path, sink.getvalue())
+
+
+def _write(df: pd.DataFrame, parquet: Path, csv: Path, meta: dict[str, Any]) -> None:
+    _write_parquet(pa.Table.from_pandas(df, preserve_index=False), parquet, meta)
+    atomic_write_bytes(csv, df.to_csv(index=False, lineterminator="\n").encode())
 
 
 def stats_metadata(*, baseline: str, seed: int, n_boot: int, pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -306,11 +310,8 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, 
         log.warning("aggregate: no results for the baseline %r: no overhead rows", baseline)
 
     full = pa.Table.from_pandas(cells.assign(outlier=outlier.to_numpy(dtype=bool)), preserve_index=False)
-    full = full.cast(pa.schema(list(SCHEMA) + [pa.field("outlier", pa.bool_(), nullable=False)],
-                               metadata={**SCHEMA.metadata, b"isobench_stats": json.dumps(meta, sort_keys=True).encode()}))
-    sink = io.BytesIO()
-    pq.write_table(full, sink)
-    atomic_write_bytes(out_dir / "cells.parquet", sink.getvalue())
+    with_outlier = pa.schema([*SCHEMA, pa.field("outlier", pa.bool_(), nullable=False)], metadata=SCHEMA.metadata)
+    _write_parquet(full.cast(with_outlier), out_dir / "cells.parquet", meta)
     _write(summary, out_dir / "summary.parquet", out_dir / "summary.csv", meta)
     _write(over, out_dir / "overhead.parquet", out_dir / "overhead.csv", meta)
     _write(calib, out_dir / "calibration.parquet", out_dir / "calibration.csv", meta)

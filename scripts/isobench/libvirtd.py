@@ -9,6 +9,7 @@ records their PIDs in a state file, so ``stop_started`` later stops exactly thos
 from __future__ import annotations
 
 import fcntl
+import grp
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ STATE_FILE = "libvirtd-started.json"
 DAEMONS = (("virtlogd", Path("/run/virtlogd.pid")), ("libvirtd", Path("/run/libvirtd.pid")))
 #: host-wide, like the daemons and libvirt's networks and domains
 LOCK_DIR = Path("/run")
+KVM_DEVICE = Path("/dev/kvm")
 
 
 @contextmanager
@@ -71,11 +73,30 @@ def daemon_pid(name: str, pidfile: Path) -> int | None:
     return pid if comm.endswith(f"({name}") and not rest.startswith("Z") else None
 
 
+def ensure_kvm_device_group() -> None:
+    """Give /dev/kvm the owner udev gives it (root:kvm 0660) on a host where no udev ran.
+
+    libvirt checks at every capability lookup whether its QEMU user (group kvm) can open /dev/kvm.
+    With a root-only node that check contradicts libvirt's own QEMU probe, so each domain start
+    re-probes QEMU about 16 times: 68 s instead of 0.4 s, for TCG guests too.
+    """
+    try:
+        st = KVM_DEVICE.stat()
+        kvm_gid = grp.getgrnam("kvm").gr_gid
+    except (OSError, KeyError):
+        return
+    if st.st_gid != kvm_gid or st.st_mode & 0o060 != 0o060:
+        os.chown(KVM_DEVICE, -1, kvm_gid)
+        KVM_DEVICE.chmod(st.st_mode & 0o777 | 0o060)
+        log.info("gave %s group kvm read/write, as udev does (libvirt re-probes QEMU otherwise)", KVM_DEVICE)
+
+
 def ensure_running(state_dir: Path, timeout: float = 20) -> None:
     """Make ``qemu:///system`` answer; record in ``state_dir`` which daemons this call started."""
     if libvirt is None:
         raise InstanceError("libvirt-python is not installed in the pipeline's environment")
     with host_lock("libvirtd"):
+        ensure_kvm_device_group()
         if answers():
             return
         started = {}

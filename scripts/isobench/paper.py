@@ -13,7 +13,8 @@ I/O tests. Of the configurations the paper measured for a figure, the most speci
 used; lxc net=bridge matches none of the network or database ones (the paper has no counterpart).
 
 Mapping our workloads: a YAML entry ``match``es on the workload kind and parameters; ``approx``
-parameters may differ (noted in the comparison) and decide between several matching entries. Our
+parameters may differ (noted in the comparison). Among several matching entries the one with the most
+matched plus agreeing ``approx`` keys wins (then file order). Our
 metric names (or their ``aliases``) select the metric, ``point`` (``connections=10``) the sweep point.
 
 Verdict rule (:data:`VERDICT_RULE`): each ratio r is put in one of three classes with the band
@@ -216,8 +217,9 @@ def find_metric(paper: Paper, workload_meta: dict[str, Any], metric: str) -> Met
     for order, e in enumerate(candidates):
         for spec in e.metrics.values():
             if metric in spec.names():
+                # specific entries first: every matched key and every agreeing approx key counts
                 agree = sum(1 for k, v in e.approx.items() if k in facts and _norm(facts[k]) == _norm(v))
-                scored.append((-agree, order, e, spec))
+                scored.append((-(len(e.match) + agree), order, e, spec))
     if not scored:
         known = sorted({n for e in candidates for s in e.metrics.values() for n in s.names()})
         return MetricMatch(None, None, f"metric not in the paper (it reports {', '.join(known)})")
@@ -234,11 +236,15 @@ def find_metric(paper: Paper, workload_meta: dict[str, Any], metric: str) -> Met
 def config_for(paper: Paper, candidates: list[str], manifest: dict[str, Any]) -> tuple[str | None, str]:
     """The most specific of the paper's configurations (among ``candidates``) this environment matches."""
     facts = env_facts(manifest)
+    if matches(paper.configurations[BASELINE_CONFIG].match, facts):
+        return None, ("another bare-metal environment: an A/A check against the baseline, not one of the "
+                      "paper's configurations (see the A/A calibration)")
     hits = [c for c in candidates if c != BASELINE_CONFIG and matches(paper.configurations[c].match, facts)]
     if not hits:
         labels = ", ".join(paper.configurations[c].label for c in candidates if c != BASELINE_CONFIG)
-        keys = ["driver"] + sorted({k for c in candidates for k in paper.configurations[c].match} - {"driver"})
-        shown = " ".join(f"{k}={facts[k]}" for k in keys if k in facts)
+        keys = sorted({k for c in candidates if c != BASELINE_CONFIG for k in paper.configurations[c].match}
+                      - {"driver"})
+        shown = " ".join([f"driver={facts.get('driver')}"] + [f"{k}={facts.get(k, 'unset')}" for k in keys])
         return None, f"no counterpart configuration in the paper for {shown} (the paper measured {labels})"
     best = max(hits, key=lambda c: (len(paper.configurations[c].match), -candidates.index(c)))
     return best, ""
@@ -298,7 +304,10 @@ def compare(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]], worklo
                                note="; ".join(filter(None, [mm.note, fig.note])))
         # the reasons that override any match, most important first
         if o.emulated:
-            reason = EMULATED_REASON
+            # no paper figure beside an emulated result: it must never read as a KVM comparison
+            row.update({k: None for k in COMPARISON_COLUMNS if k.startswith("paper_") or k in
+                        ("unit_paper", "source", "confidence", "note")})
+            fig, reason = None, EMULATED_REASON
         elif not o.comparable and o.reason:
             reason = o.reason
         elif fig is not None and not (isinstance(o.ratio, float) and math.isfinite(o.ratio)):

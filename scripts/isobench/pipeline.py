@@ -86,6 +86,33 @@ def plan_or_exit(raw: dict[str, Any]) -> Plan:
         sys.exit(1)
 
 
+def release_stale_lock(workdir: str = ".") -> None:
+    """Remove Snakemake's lock when the run that held it is dead (killed, power loss).
+
+    Snakemake refuses to start while .snakemake/locks holds entries and asks for --unlock; after a
+    killed run that is only friction, so we remove the lock ourselves, but only when no other
+    process that mentions snakemake has this working directory (a live run keeps its lock).
+    """
+    locks = os.path.join(workdir, ".snakemake", "locks")
+    if not os.path.isdir(locks) or not os.listdir(locks):
+        return
+    here = os.path.realpath(workdir)
+    me = {os.getpid(), os.getppid()}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        if int(pid) in me:
+            continue
+        try:
+            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if b"snakemake" in cmdline and os.path.realpath(cwd) == here:
+            return
+    for name in os.listdir(locks):
+        os.unlink(os.path.join(locks, name))
+    print("isobench: removed the lock of a Snakemake run that was killed", file=sys.stderr)
+
+
 def start(cfg: configmod.Config) -> None:
     """Before any job of a real run: check we may drive the host, then remove what a crashed
     earlier run left behind (by the project's name prefix)."""

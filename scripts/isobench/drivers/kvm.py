@@ -39,6 +39,7 @@ log = logging.getLogger("isobench")
 NAME_PREFIX = "isobench-"
 NETWORK = "isobench-net"
 BRIDGE = "isobench1"
+DNSMASQ_STATE_DIR = Path("/var/lib/libvirt/dnsmasq")
 #: sparse: the disk costs only what the guest writes into it
 DATA_DISK_GIB = 32
 #: guest-file-write / input-data bigger than this wedges qemu-ga's channel until the domain restarts
@@ -62,16 +63,18 @@ def choose_accel(requested: str, probe: dict[str, bool]) -> Availability:
         return Availability(True, labels={"accel": "tcg", "emulated": True})
     if probe["dev_kvm"] and (probe["kvm_intel"] or probe["kvm_amd"]):
         return Availability(True, labels={"accel": "kvm", "emulated": False})
-    if not probe["dev_kvm"]:
-        why = "no /dev/kvm on this host"
-    elif not probe["kvm_pvm"]:
-        why = "/dev/kvm exists but none of kvm_intel, kvm_amd, kvm_pvm is loaded"
-    elif probe["guest_kernel"]:
+    if probe["dev_kvm"] and probe["kvm_pvm"] and probe["guest_kernel"]:
         return Availability(True, labels={"accel": "kvm", "emulated": False})
+    hint = "set accel: tcg to run emulated"
+    if not probe["dev_kvm"]:
+        why = "no /dev/kvm"
+    elif probe["kvm_pvm"]:
+        # under PVM a stock kernel's supervisor code is emulated instruction by instruction, then hangs
+        why = "/dev/kvm is PVM (kvm_pvm), which cannot boot a stock guest kernel"
+        hint = "set guest_kernel to a PVM guest vmlinux, or accel: tcg to run emulated"
     else:
-        # a stock kernel's supervisor code is emulated instruction by instruction under PVM and hangs
-        why = "/dev/kvm is PVM (kvm_pvm), which boots only a PVM guest kernel: set guest_kernel to one"
-    return Availability(False, reason=f"KVM unusable: {why}; or set accel: tcg to run emulated")
+        why = "/dev/kvm exists but none of kvm_intel, kvm_amd, kvm_pvm is loaded"
+    return Availability(False, reason=f"no usable KVM on this host ({why}); {hint}")
 
 
 def cpu_mode(accel: str, tuning: str) -> str:
@@ -95,7 +98,7 @@ def guest_cmdline(ip: str, subnet: str) -> str:
 
 
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: Any) -> ET.Element:
-    e = ET.SubElement(parent, tag, {k.rstrip("_"): str(v) for k, v in attrs.items()})
+    e = ET.SubElement(parent, tag, {k: str(v) for k, v in attrs.items()})
     e.text = text
     return e
 
@@ -112,11 +115,11 @@ def domain_xml(*, name: str, accel: str, tuning: str, disk: str, cpus: int, memo
         tune = _el(dom, "cputune")
         for i in range(cpus):
             _el(tune, "vcpupin", vcpu=i, cpuset=i)
-    os_ = _el(dom, "os")
-    _el(os_, "type", "hvm", arch="x86_64", machine="pc")
-    _el(os_, "kernel", kernel)
-    _el(os_, "initrd", initrd)
-    _el(os_, "cmdline", cmdline)
+    boot = _el(dom, "os")
+    _el(boot, "type", "hvm", arch="x86_64", machine="pc")
+    _el(boot, "kernel", kernel)
+    _el(boot, "initrd", initrd)
+    _el(boot, "cmdline", cmdline)
     # no <acpi/>: probing ACPI costs ~1 s of boot under TCG; the kernel routes IRQs by MP tables
     _el(_el(dom, "features"), "apic")
     mode = cpu_mode(accel, tuning)
@@ -186,6 +189,9 @@ def destroy_domain(conn, name: str) -> bool:
 
 
 def ensure_network(conn, subnet: str) -> None:
+    # libvirt records the guests' MACs in its dnsmasq directory even when, as here, it runs no
+    # dnsmasq, but creates that directory only when it starts one: createXML would fail without it
+    DNSMASQ_STATE_DIR.mkdir(parents=True, exist_ok=True)
     try:
         net = conn.networkLookupByName(NETWORK)
     except libvirtd.libvirt.libvirtError:

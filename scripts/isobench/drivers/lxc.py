@@ -198,6 +198,13 @@ class LxcInstance(Instance):
             hostnet.remove_dnat(self.name)
         destroy_container(self.lxcpath, self.name)
         if self.net in ("bridge", "nat"):
+            # the kernel deletes the veth when the container's netns goes, a moment after lxc-stop
+            others = [d for d in self.lxcpath.glob(f"{NAME_PREFIX}*") if d.name != self.name]
+            if not others:
+                try:
+                    wait_until(lambda: not hostnet.bridge_ports(BRIDGE), timeout=5, what="veth removal")
+                except InstanceError:
+                    pass
             hostnet.remove_bridge(BRIDGE)
 
 

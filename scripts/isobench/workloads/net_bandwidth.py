@@ -1,0 +1,122 @@
+"""Network bandwidth (the paper's nuttcp): one TCP stream, iperf3 server inside, client on the host.
+
+The server (``iperf3 -s``) runs inside the environment, bound to its own address only; the client
+runs on the host (the image's iperf3 in a host-side chroot) and connects to the environment's
+endpoint, so the traffic crosses exactly the path a host-side peer would use (loopback, veth and
+bridge, DNAT, or the VM's virtual NIC). Each iteration measures both directions, one after the
+other: host -> environment (the environment receives) and, with ``-R``, environment -> host (the
+environment transmits). The metric is the receiver's goodput over ``seconds``. The paper used a
+second machine over 10 GbE, where every setup reached line rate and the difference showed only in
+CPU cycles per byte; here the path is on one host, so the rate itself is CPU-bound and shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import time
+from typing import Any, Sequence
+
+from ..drivers.base import Instance
+from ..errors import InstanceError, ParseError
+from .base import Context, Metric, Sample, Workload
+
+PORT = 15201
+DIRECTIONS = {"to_env": [], "from_env": ["-R"]}
+MARK = re.compile(r"^### isobench direction=(?P<d>\w+) exit=(?P<rc>\d+) attempts=(?P<n>\d+)$", re.M)
+
+
+def start_server(inst: Instance, argv: Sequence[str], *, tag: str, port: int, proto: str = "tcp",
+                 timeout: float = 60.0) -> int:
+    """Start a server inside ``inst`` and wait until *that process* listens on ``port``.
+
+    A listener on the port that belongs to another process (a leftover, another user of the host
+    network) is not accepted: the check matches the pid that ``spawn`` recorded. Returns the pid.
+    """
+    inst.spawn(list(argv), tag=tag)
+    flag = "t" if proto == "tcp" else "u"
+    script = (f"p=$(cat /tmp/{tag}.pid); end=$(( $(date +%s) + {int(timeout)} )); "
+              f"while [ $(date +%s) -lt $end ]; do "
+              f"kill -0 $p 2>/dev/null || {{ echo \"exited: $(tail -n 3 /tmp/{tag}.log | tr '\\n' ' ')\"; exit 1; }}; "
+              f"ss -Hl{flag}np \"sport = :{port}\" | grep -q \"pid=$p,\" && {{ echo $p; exit 0; }}; "
+              f"sleep 0.1; done; echo \"not listening on port {port} after {int(timeout)} s\"; exit 1")
+    res = inst.sh(script, timeout=timeout + 30)
+    if res.returncode != 0:
+        raise InstanceError(f"{tag} in {inst.name}: {res.stdout.strip()[-300:]}")
+    return int(res.stdout.split()[-1])
+
+
+class NetBandwidth(Workload):
+    kind = "net_bandwidth"
+    PARAMS = {
+        "seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 1,
+                    "description": "iperf3 -t: seconds per direction (the paper's nuttcp: 10)"},
+    }
+    METRICS = {
+        "to_env": Metric("Gbit/s", True, "TCP goodput host -> environment, measured at the receiver"),
+        "from_env": Metric("Gbit/s", True, "TCP goodput environment -> host (iperf3 -R), measured at the receiver"),
+    }
+    TOOLS = (("iperf3", "--version"), ("ss", "-V"))
+    VERSION_ARGV = ("iperf3", "--version")
+
+    def prepare(self, ctx: Context) -> None:
+        start_server(ctx.inst, ["iperf3", "-s", "-B", ctx.inst.bind_address, "-p", str(PORT)],
+                     tag="isobench-iperf3", port=PORT)
+        ep = ctx.inst.endpoint(PORT)
+        ctx.facts["iperf3_endpoint"] = f"{ep.host}:{ep.port}"
+
+    def argv(self, host: str, port: int, direction: str) -> list[str]:
+        return ["iperf3", "-c", host, "-p", str(port), "-t", str(self.params["seconds"]), "-P", "1",
+                "--connect-timeout", "5000", "--json", *DIRECTIONS[direction]]
+
+    def run_iteration(self, ctx: Context) -> str:
+        ep, client = ctx.inst.endpoint(PORT), ctx.client()
+        parts = []
+        for direction in DIRECTIONS:
+            argv = self.argv(ep.host, ep.port, direction)
+            for attempt in range(1, 6):
+                res = client.exec(argv, timeout=self.params["seconds"] + 60)
+                # the server needs a moment between tests; it says so instead of measuring
+                if res.returncode == 0 or "busy" not in res.stdout + res.stderr:
+                    break
+                time.sleep(0.5)
+            parts.append(f"### isobench direction={direction} exit={res.returncode} attempts={attempt}\n"
+                         f"$ {shlex.join(argv)}\n{res.stdout}{res.stderr}")
+        return "".join(parts)
+
+    @classmethod
+    def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        marks = list(MARK.finditer(raw))
+        found = [m["d"] for m in marks]
+        if sorted(found) != sorted(DIRECTIONS):
+            raise ParseError(f"net_bandwidth: expected both directions, found {found} (truncated output?)")
+        samples = []
+        for i, m in enumerate(marks):
+            body = raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]
+            d = m["d"]
+            start, end = body.find("{"), body.rfind("}")
+            if start < 0 or end < start:
+                raise ParseError(f"net_bandwidth {d}: no iperf3 JSON (exit {m['rc']})")
+            try:
+                doc = json.loads(body[start:end + 1])
+            except json.JSONDecodeError as e:
+                raise ParseError(f"net_bandwidth {d}: iperf3 JSON incomplete ({e.msg} at char {e.pos})") from None
+            if doc.get("error") or int(m["rc"]) != 0:
+                raise ParseError(f"net_bandwidth {d}: iperf3 failed (exit {m['rc']}): {doc.get('error', '')}")
+            try:
+                reverse = doc["start"]["test_start"]["reverse"]
+                streams = doc["start"]["test_start"]["num_streams"]
+                recv = doc["end"]["sum_received"]
+                bps, seconds = float(recv["bits_per_second"]), float(recv["seconds"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ParseError(f"net_bandwidth {d}: iperf3 JSON lacks {e}") from None
+            if bool(reverse) != (d == "from_env") or streams != 1:
+                raise ParseError(f"net_bandwidth {d}: JSON says reverse={reverse} streams={streams}")
+            if bps <= 0 or seconds <= 0:
+                raise ParseError(f"net_bandwidth {d}: no data received ({bps} bit/s over {seconds} s)")
+            samples.append(Sample(d, bps / 1e9))
+        return samples
+
+    def describe(self) -> str:
+        return f"iperf3 1 TCP stream, {self.params['seconds']} s each way, server inside, client on the host"

@@ -1,0 +1,186 @@
+"""Real libvirt guests under TCG on this host: boot, commands through the agent, files, a server
+reached from the host, the configured resources, and teardown leaving nothing behind, also after
+a boot that fails. Needs root, libvirt and the image rootfs (ISOBENCH_TEST_ROOTFS).
+
+ISOBENCH_BOOT_RUNS=5 also prints start-to-agent times (median of that many starts, 1 and 2 vCPUs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from isobench import libvirtd
+from isobench.drivers import kvm
+from isobench.drivers.base import Limits, StatePaths
+from isobench.drivers.kvm import KvmDriver
+from isobench.errors import InstanceError
+
+pytestmark = pytest.mark.e2e
+
+ROOTFS = Path(os.environ.get("ISOBENCH_TEST_ROOTFS", "/var/tmp/probe/rootfs"))
+BOOT_RUNS = int(os.environ.get("ISOBENCH_BOOT_RUNS", "0"))
+
+
+def virsh(*args: str) -> str:
+    return subprocess.run(["virsh", "-c", libvirtd.URI, *args], capture_output=True, text=True, check=True).stdout
+
+
+def our_domains() -> list[str]:
+    return [n for n in virsh("list", "--all", "--name").split() if n.startswith("isobench-")]
+
+
+def network_active() -> bool:
+    return kvm.NETWORK in virsh("net-list", "--name").split()
+
+
+def assert_nothing_left(paths: StatePaths, name: str) -> None:
+    assert name not in our_domains()
+    assert not kvm.instance_dir(paths, name).exists()
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("KVM guests need root")
+    if libvirtd.libvirt is None:
+        pytest.skip("libvirt-python is not installed")
+    if not (ROOTFS / "usr").is_dir():
+        pytest.skip(f"no image rootfs at {ROOTFS} (set ISOBENCH_TEST_ROOTFS)")
+    state = StatePaths(tmp_path_factory.mktemp("kvm-state"))
+    libvirtd.ensure_running(state.root)
+    yield state
+    libvirtd.stop_started(state.root)
+
+
+def driver(paths: StatePaths, cpus: int = 1, memory_mib: int = 512, **options) -> KvmDriver:
+    return KvmDriver("kvm_e2e", {"accel": "tcg", **options}, Limits(cpus, memory_mib), paths,
+                     {"rootfs": str(ROOTFS), "key": "e2e"})
+
+
+@pytest.fixture(scope="module")
+def guest(paths):
+    inst = driver(paths).start("isobench-kvm_e2e-main")
+    yield inst
+    inst.stop()
+
+
+def test_provision_is_cached(paths):
+    first = driver(paths).provision()
+    assert Path(first["vmlinux"]).stat().st_size > 10 << 20
+    assert first["kernel_release"] and "ext4" in " ".join(first["modules"])
+    t0 = time.monotonic()
+    assert driver(paths).provision() == first
+    assert time.monotonic() - t0 < 1
+
+
+def test_exec_reports_exit_code_stdout_and_stderr(guest):
+    res = guest.sh("echo out; echo err >&2; exit 3")
+    assert (res.returncode, res.stdout, res.stderr) == (3, "out\n", "err\n")
+    assert guest.exec(["cat"], input=b"stdin data").stdout == "stdin data"
+    assert guest.exec(["no-such-tool"]).returncode == 127
+
+
+def test_exec_timeout_is_an_instance_error(guest):
+    with pytest.raises(InstanceError, match="timed out after 1s"):
+        guest.exec(["sleep", "30"], timeout=1)
+
+
+def test_data_is_a_writable_virtio_disk(guest):
+    res = guest.sh("awk '$2 == \"/data\" {print $1, $3}' /proc/mounts && touch /data/x && rm /data/x").check()
+    assert res.stdout.split() == ["/dev/vdb", "ext4"]
+
+
+def test_copy_in_and_out_keep_the_bytes(guest, tmp_path):
+    src = tmp_path / "blob"
+    src.write_bytes(os.urandom(4 << 20))
+    want = hashlib.sha256(src.read_bytes()).hexdigest()
+    guest.copy_in(src, "/data/blob")
+    assert guest.exec(["sha256sum", "/data/blob"]).check().stdout.split()[0] == want
+    guest.copy_out("/data/blob", tmp_path / "back")
+    assert hashlib.sha256((tmp_path / "back").read_bytes()).hexdigest() == want
+
+
+def test_host_reaches_a_server_in_the_guest(guest):
+    guest.spawn(["redis-server", "--bind", guest.bind_address, "--port", "6390", "--save", "",
+                 "--protected-mode", "no"], tag="redis")
+    ep = guest.endpoint(6390)
+    assert ep.host == guest.bind_address
+    end = time.monotonic() + 30
+    while True:
+        try:
+            conn = socket.create_connection((ep.host, ep.port), timeout=5)
+            break
+        except ConnectionRefusedError:
+            assert time.monotonic() < end, "redis in the guest never listened"
+            time.sleep(0.1)
+    with conn:
+        conn.sendall(b"PING\r\n")
+        assert conn.recv(64) == b"+PONG\r\n"
+
+
+def test_describe_shows_the_configured_resources(guest):
+    seen = guest.describe()
+    assert seen["nproc"] == seen["vcpus"] == 1
+    assert 0.85 * 512 <= seen["mem_mib"] <= 512
+    assert (seen["accel"], seen["tuning"], seen["cpu_mode"]) == ("tcg", "untuned", "default")
+
+
+def test_stop_leaves_no_domain_overlay_or_network(guest, paths):
+    guest.stop()
+    assert_nothing_left(paths, guest.name)
+    assert not network_active()
+
+
+def test_tuned_raw_two_vcpus_and_cleanup_stale(paths):
+    inst = driver(paths, cpus=2, tuning="tuned", disk="raw").start("isobench-kvm_e2e-tuned")
+    try:
+        assert inst.describe()["nproc"] == 2
+        xml = virsh("dumpxml", inst.name)
+        assert "mode='maximum'" in xml and "type='raw' cache='none' io='native'" in xml
+        pins = [line.split() for line in virsh("vcpupin", inst.name).splitlines() if line.strip()[:1].isdigit()]
+        assert pins == [["0", "0"], ["1", "1"]]
+        removed = KvmDriver.cleanup_stale(paths)
+        assert f"libvirt domain {inst.name}" in removed and f"libvirt network {kvm.NETWORK}" in removed
+        assert_nothing_left(paths, inst.name)
+    finally:
+        inst.stop()
+
+
+def test_guest_without_agent_in_time_is_destroyed(paths):
+    with pytest.raises(InstanceError, match=r"guest isobench-kvm_e2e-slow did not answer the agent within 1 s "
+                                            r"\(accel=tcg\); console log: /"):
+        driver(paths, boot_timeout_s=1).start("isobench-kvm_e2e-slow")
+    assert_nothing_left(paths, "isobench-kvm_e2e-slow")
+    assert not network_active()
+
+
+def test_guest_that_dies_while_booting_fails_fast(paths, monkeypatch):
+    # no such init: the kernel panics, panic=-1 reboots and on_reboot=destroy ends the domain
+    monkeypatch.setattr(kvm, "guest_cmdline", lambda ip, subnet: "console=ttyS0 panic=-1 rdinit=/no-such-init")
+    t0 = time.monotonic()
+    with pytest.raises(InstanceError, match="stopped while booting") as err:
+        driver(paths).start("isobench-kvm_e2e-dead")
+    assert time.monotonic() - t0 < 30
+    assert Path(str(err.value).split("console log: ")[1]).read_text().strip()
+    assert_nothing_left(paths, "isobench-kvm_e2e-dead")
+
+
+@pytest.mark.skipif(BOOT_RUNS == 0, reason="set ISOBENCH_BOOT_RUNS=5 to measure start-to-agent times")
+@pytest.mark.parametrize("cpus", [1, 2])
+def test_print_start_to_agent_seconds(paths, cpus):
+    times = []
+    for i in range(BOOT_RUNS):
+        t0 = time.monotonic()
+        inst = driver(paths, cpus=cpus).start(f"isobench-kvm_e2e-boot{i}")
+        times.append(time.monotonic() - t0)
+        inst.stop()
+    print(f"\nstart() to agent, cpus={cpus}, TCG: median {statistics.median(times):.2f} s of "
+          f"{' '.join(f'{t:.2f}' for t in times)}")

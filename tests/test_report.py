@@ -1,0 +1,170 @@
+"""The HTML report from synthetic inputs: self-contained, complete, labelled, and it renders."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from isobench import aggregate as agg  # noqa: E402
+from isobench import report  # noqa: E402
+from test_stats import UNAVAILABLE, WORKLOADS, make_run  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=['\"]([^'\"]*)['\"]", re.I)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("report")
+    paths = make_run(root)
+    agg.aggregate(paths["cells"], paths["manifests"], root / "aggregate", n_boot=300)
+    html_path, figures = root / "report" / "report.html", root / "report" / "figures"
+    written = report.build_report(root / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
+                                  html_path, figures)
+    return {**paths, "root": root, "html_path": html_path, "html": html_path.read_text(), "figures": figures,
+            "written": written}
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    assert data.startswith(PNG_MAGIC)
+    return imread(io.BytesIO(data), format="png")
+
+
+def test_self_contained(built):
+    html = built["html"]
+    assert not re.search(r"""(src|href)\s*=\s*['"]?\s*(https?:)?//""", html, re.I)
+    assert "<link" not in html.lower() and "<script" not in html.lower() and "@import" not in html
+    assert "<style>" in html
+
+
+def test_a_section_per_workload(built):
+    for wl in WORKLOADS:
+        assert f"id='wl-{wl}'" in built["html"], wl
+        assert f"results/raw/*/{wl}/rep-*" in built["html"]  # the rerun command
+
+
+def test_every_figure_is_an_embedded_png_that_decodes(built):
+    srcs = IMG_SRC.findall(built["html"])
+    assert len(srcs) == len(built["written"]) >= len(WORKLOADS)
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        img = _decode_png(base64.b64decode(src.split(",", 1)[1]))
+        assert img.shape[0] > 200 and img.shape[1] > 400 and img.std() > 0
+
+
+def test_figure_files_match_embedded(built):
+    names = sorted(p.name for p in built["written"])
+    assert names == sorted(p.name for p in built["figures"].glob("*.png"))
+    assert {"compression.png", "fio_randread.png", "fio_randread-latency.png", "redis.png"} <= set(names)
+    embedded = {base64.b64decode(s.split(",", 1)[1]) for s in IMG_SRC.findall(built["html"])}
+    assert {p.read_bytes() for p in built["written"]} == embedded
+
+
+def test_emulated_is_labelled_and_never_a_percentage(built):
+    html = built["html"]
+    summary = html[html.index("id='summary'"):html.index("id='environments'")]
+    emu_cells = re.findall(r'<td class="emu"[^>]*>(.*?)</td>', summary)
+    assert emu_cells and all(c.startswith("emulated") and "%" not in c for c in emu_cells)
+    # wherever the emulated environment names a table cell or a column, the badge is beside it
+    assert not re.search(r"<t[dh]>kvm_tcg</t[dh]>", html)
+    assert html.count('kvm_tcg <span class="badge emu"') >= 10
+    assert "EMULATED" in html  # the figure legends and the top note
+
+
+def test_unavailable_and_missing_are_reported(built):
+    html = built["html"]
+    for env, (_, _, reason) in UNAVAILABLE.items():
+        assert env in html and reason in html
+    missing = html[html.index("id='missing'"):]
+    assert "results/logs/run_cell/native/net_latency/rep-1.log" in missing
+    assert "No native results for net_latency" in html
+
+
+def test_methods_and_rule(built):
+    html = built["html"]
+    methods = html[html.index("id='methods'"):]
+    for text in ("Synthetic CPU", "v2", "kvm_pvm", "6.1.0-test", "20150329", "Tukey", "agrees in direction",
+                 "2025-01-02"):
+        assert text in methods, text
+
+
+def test_deterministic(built, tmp_path):
+    again = tmp_path / "again.html"
+    report.build_report(built["root"] / "aggregate", built["manifests"], built["warmups"], built["workloads"],
+                        again, tmp_path / "figures")
+    assert again.read_bytes() == built["html_path"].read_bytes()
+
+
+def _chromium(*args: str, tmp: Path, timeout: int = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CHROMIUM), "--headless", "--disable-gpu", "--no-sandbox", "--hide-scrollbars",
+                           f"--user-data-dir={tmp / 'profile'}", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless rendering needs /usr/bin/chromium "
+                    "(apt-get install -y --no-install-recommends chromium)")
+def test_renders_in_headless_chromium(built, tmp_path):
+    shot = tmp_path / "shot.png"
+    url = built["html_path"].as_uri()
+    res = _chromium(f"--screenshot={shot}", "--window-size=1280,4000", url, tmp=tmp_path)
+    assert shot.exists(), res.stderr[-2000:]
+    img = _decode_png(shot.read_bytes())
+    assert img.shape[:2] == (4000, 1280)
+    rows_with_content = (img.reshape(img.shape[0], -1).std(axis=1) > 0).sum()
+    assert rows_with_content > 2000 and shot.stat().st_size > 100_000  # text, tables and figures drawn
+
+    # Every image must have decoded: a copy of the page with a probe that records, after load, how many
+    # <img> elements have no natural size; Chromium's DOM dump after the load shows the result.
+    probe = ("<script>window.addEventListener('load',function(){var i=[].slice.call(document.images);"
+             "document.body.setAttribute('data-images',i.length);"
+             "document.body.setAttribute('data-broken',i.filter(function(x){return !x.complete||"
+             "x.naturalWidth===0;}).length);});</script>")
+    probed = tmp_path / "probed.html"
+    probed.write_text(built["html"].replace("</body>", probe + "</body>"))
+    dom = _chromium("--virtual-time-budget=10000", "--dump-dom", probed.as_uri(), tmp=tmp_path).stdout
+    images = re.search(r'data-images="(\d+)"', dom)
+    broken = re.search(r'data-broken="(\d+)"', dom)
+    assert images and broken, dom[:500]
+    assert int(images[1]) == len(built["written"]) and int(broken[1]) == 0
+
+
+def test_report_without_any_results(tmp_path):
+    """Every environment unavailable: the report still builds and says so."""
+    root = tmp_path
+    paths = make_run(root)
+    manifests = [p for p in paths["manifests"] if p.stem in UNAVAILABLE]
+    agg.aggregate([], manifests, root / "aggregate")
+    out = root / "r.html"
+    written = report.build_report(root / "aggregate", manifests, [], paths["workloads"], out, root / "figures")
+    html = out.read_text()
+    assert written == [] and "No results at all" in html and "No results for this workload" in html
+    assert "lxc-start not found" in html
+
+
+def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
+    """Points that are not numbers get a bar panel each; unswept metrics of a swept workload get bars."""
+    import test_stats
+    monkeypatch.setitem(test_stats.WORKLOADS, "kv", ("kv", {}, {"ops": ("ops/s", True, 10.0)},
+                                                     ["test=get", "test=set"]))
+    monkeypatch.setitem(test_stats.WORKLOADS, "mixed", ("mixed", {}, {"rps": ("req/s", True, 10.0)},
+                                                        ["", "connections=1", "connections=10"]))
+    paths = make_run(tmp_path)
+    agg.aggregate(paths["cells"], paths["manifests"], tmp_path / "aggregate", n_boot=200)
+    written = report.build_report(tmp_path / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
+                                  tmp_path / "r.html", tmp_path / "figures")
+    names = {p.name for p in written}
+    assert {"kv.png", "mixed.png", "mixed-bars.png"} <= names
+    html = (tmp_path / "r.html").read_text()
+    assert "id='wl-kv'" in html and "test=get" in html

@@ -1,0 +1,364 @@
+"""Statistics and aggregation on synthetic cells that follow schema.SCHEMA exactly.
+
+The synthetic run (``make_run``) is shared with test_report.py and test_paper.py: a native baseline
+and an identical native_again (an A/A pair), three LXC environments (bridge, NAT, volume), a KVM
+environment, an emulated (TCG) KVM environment and an unavailable LXC one; a compression workload,
+a fio random-read workload with latency percentiles, a Redis-like sweep over connections, and a
+net_latency workload whose native cells are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+from isobench import aggregate as agg  # noqa: E402
+from isobench import stats  # noqa: E402
+from isobench.schema import SCHEMA  # noqa: E402
+
+# -- the synthetic run -----------------------------------------------------------------------------
+HOST_CPU = {"accel": "none", "emulated": False}
+KVM_SETTINGS = {"driver": "kvm", "tuning": "tuned", "cpus": 2, "memory_mib": 2048}
+#: env -> (driver, settings as in the manifest, labels)
+ENVS = {
+    "native": ("native", {"driver": "native"}, HOST_CPU),
+    "native_again": ("native", {"driver": "native"}, HOST_CPU),
+    "lxc_bridge": ("lxc", {"driver": "lxc", "net": "bridge", "storage": "rootfs"}, HOST_CPU),
+    "lxc_nat": ("lxc", {"driver": "lxc", "net": "nat", "storage": "rootfs"}, HOST_CPU),
+    "lxc_volume": ("lxc", {"driver": "lxc", "net": "bridge", "storage": "volume"}, HOST_CPU),
+    "kvm": ("kvm", KVM_SETTINGS, {"accel": "kvm", "emulated": False}),
+    "kvm_tcg": ("kvm", KVM_SETTINGS, {"accel": "tcg", "emulated": True}),
+}
+UNAVAILABLE = {"lxc_host": ("lxc", {"driver": "lxc", "net": "host", "storage": "rootfs"}, "lxc-start not found")}
+
+#: workload -> (kind, params, {metric: (unit, higher_is_better, native value)}, points)
+WORKLOADS = {
+    "compression": ("compression", {"threads": 2, "level": 2, "corpus_mib": 64, "seed": 1},
+                    {"throughput": ("MB/s", True, 100.0)}, [""]),
+    "fio_randread": ("fio", {"rw": "randread", "bs": "4k", "iodepth": 16, "numjobs": 1, "size_mib": 256,
+                             "runtime_s": 10, "rwmixread": 70},
+                     {"read_iops": ("IOPS", True, 20000.0), "read_bw": ("MB/s", True, 80.0),
+                      "read_lat_p50": ("µs", False, 300.0), "read_lat_p99": ("µs", False, 450.0)}, [""]),
+    "redis": ("redis", {"requests": 10000},
+              {"set_rps": ("requests/s", True, 50000.0)}, ["connections=1", "connections=10", "connections=50"]),
+    "net_latency": ("net_latency", {"protocol": "tcp", "seconds": 5},
+                    {"latency": ("µs", False, 40.0)}, [""]),
+}
+
+#: env -> factor on the native value, in "performance" terms (0.9 = 10 % slower)
+SPEED = {"native": 1.0, "native_again": 1.0, "lxc_bridge": 0.9, "lxc_nat": 0.995, "lxc_volume": 0.97,
+         "kvm": 0.8, "kvm_tcg": 0.05}
+#: relative noise of each env (lxc_nat is noisy, so its 0.5 % difference is not significant)
+NOISE = {"lxc_nat": 0.03}
+REDIS_SPEED = {"lxc_nat": 0.7, "lxc_bridge": 0.95}
+REPS, ITERATIONS, WARMUPS = 2, 5, 1
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def _value(env: str, wl: str, metric: str, point: str, hib: bool, native: float, rng: np.random.Generator,
+           warmup: bool) -> float:
+    speed = REDIS_SPEED.get(env, SPEED[env]) if wl == "redis" else SPEED[env]
+    if point.partition("=")[2].isdigit():
+        native = native * min(1.0, int(point.split("=")[1]) / 10)
+    v = native * speed if hib else native / speed
+    v *= 1 + NOISE.get(env, 0.002) * rng.standard_normal()
+    return v * (0.5 if hib else 2.0) if warmup else v   # warm-ups are far off: they must not count
+
+
+def cell_table(env: str, wl: str, rep: int) -> pa.Table:
+    """One cell's rows, built with schema.SCHEMA."""
+    driver, settings, labels = ENVS[env]
+    kind, params, metrics, points = WORKLOADS[wl]
+    rng = stats.group_rng(7, env, wl, rep)
+    rows = []
+    for it in range(1, WARMUPS + ITERATIONS + 1):
+        warm = it <= WARMUPS
+        start = T0 + timedelta(minutes=10 * rep, seconds=20 * it)
+        for point in points:
+            for metric, (unit, hib, native) in metrics.items():
+                rows.append({
+                    "env": env, "driver": driver, "workload": wl, "kind": kind, "rep": rep, "iteration": it,
+                    "warmup": warm, "point": point, "metric": metric,
+                    "value": _value(env, wl, metric, point, hib, native, rng, warm),
+                    "unit": unit, "higher_is_better": hib, "started_at": start,
+                    "ended_at": start + timedelta(seconds=15), "tool_version": f"{kind} 1.0",
+                    "host_fingerprint": "abc123", "accel": labels["accel"], "emulated": labels["emulated"],
+                    "image_key": "img1", "settings": json.dumps(settings, sort_keys=True)})
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+def manifest(env: str) -> dict:
+    if env in UNAVAILABLE:
+        driver, settings, reason = UNAVAILABLE[env]
+        return {"env": env, "driver": driver, "available": False, "reason": reason,
+                "labels": {"accel": "none", "emulated": False}, "settings": settings}
+    driver, settings, labels = ENVS[env]
+    return {"env": env, "driver": driver, "available": True, "reason": "", "labels": labels, "settings": settings}
+
+
+def warmup_record(env: str) -> dict:
+    driver, settings, labels = ENVS[env]
+    return {"env": env, "driver": driver, "labels": labels, "settings": settings,
+            "host": {"cpu_model": "Synthetic CPU @ 2.0GHz", "cores": 2, "memory_mib": 7900, "kernel": "6.1.0-test",
+                     "cgroup_layout": "v2", "virtualization": "kvm_pvm", "fingerprint": "abc123",
+                     "hostname": "testhost", "arch": "x86_64"},
+            "inside": {"nproc": 2, "mem_mib": 2000 if driver != "native" else 7900, "kernel": "6.1.0-test",
+                       "cpu_model": "Synthetic CPU @ 2.0GHz", "cgroup_mem": "max"},
+            "tools": {k: f"{k} 1.0" for k, *_ in WORKLOADS.values()}, "started_at": T0.isoformat()}
+
+
+def make_run(root: Path) -> dict:
+    """Write the synthetic run under root; return the paths the stages take."""
+    cells = []
+    for env in ENVS:
+        for wl in WORKLOADS:
+            if wl == "net_latency" and env in ("native", "native_again"):
+                continue  # the baseline's cells of this workload are missing
+            for rep in range(1, REPS + 1):
+                p = root / "cells" / env / wl / f"rep-{rep}.parquet"
+                p.parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(cell_table(env, wl, rep), p)
+                cells.append(p)
+    manifests, warmups = [], []
+    for env in [*ENVS, *UNAVAILABLE]:
+        p = root / "provision" / f"{env}.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(manifest(env)))
+        manifests.append(p)
+        if env in ENVS:
+            w = root / "warmup" / f"{env}.json"
+            w.parent.mkdir(parents=True, exist_ok=True)
+            w.write_text(json.dumps(warmup_record(env)))
+            warmups.append(w)
+    doc = {"_run": {"profile": "quick", "repetitions": REPS, "iterations": ITERATIONS,
+                    "warmup_iterations": WARMUPS, "baseline": "native",
+                    "environments": [*ENVS, *UNAVAILABLE], "workloads": list(WORKLOADS),
+                    "limits": {"cpus": 2, "memory_mib": 2048}}}
+    for wl, (kind, params, metrics, _) in WORKLOADS.items():
+        doc[wl] = {"kind": kind, "description": f"synthetic {kind}", "params": params,
+                   "metrics": {m: {"unit": u, "higher_is_better": h, "description": f"{m} (synthetic)"}
+                               for m, (u, h, _) in metrics.items()},
+                   "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl}/rep-*"}
+    wj = root / "provision" / "workloads.json"
+    wj.write_text(json.dumps(doc))
+    return {"cells": cells, "manifests": manifests, "warmups": warmups, "workloads": wj}
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("run")
+    paths = make_run(root)
+    out = root / "aggregate"
+    agg.aggregate(paths["cells"], paths["manifests"], out, n_boot=500)
+    return {**paths, "out": out, "summary": pd.read_parquet(out / "summary.parquet"),
+            "overhead": pd.read_parquet(out / "overhead.parquet"),
+            "calibration": pd.read_parquet(out / "calibration.parquet")}
+
+
+def _row(df: pd.DataFrame, **kw) -> pd.Series:
+    sel = df
+    for k, v in kw.items():
+        sel = sel[sel[k] == v]
+    assert len(sel) == 1, f"{kw}: {len(sel)} rows"
+    return sel.iloc[0]
+
+
+# -- stats on known data ---------------------------------------------------------------------------
+def test_describe_known_values():
+    x = np.arange(1.0, 10.0)
+    st = stats.describe(x, stats.group_rng(1, "k"), 1000)
+    assert (st.n, st.median, st.mean) == (9, 5.0, 5.0)
+    assert st.stdev == pytest.approx(np.std(x, ddof=1))
+    assert st.cv == pytest.approx(st.stdev / 5.0)
+    assert 1.0 <= st.ci_low <= 5.0 <= st.ci_high <= 9.0
+    assert "approximate" in st.ci_note and st.n_outliers == 0
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_small_n_has_no_interval(n):
+    st = stats.describe(np.full(n, 3.0), stats.group_rng(1, "k"))
+    assert math.isnan(st.ci_low) and math.isnan(st.ci_high)
+    assert st.ci_note  # says why
+    r = stats.ratio_of_medians(np.full(n, 3.0), np.full(5, 3.0), stats.group_rng(1, "r"))
+    assert math.isnan(r.ci_low) and not r.significant and r.note
+
+
+def test_nonfinite_excluded_and_counted():
+    st = stats.describe([1.0, 2.0, np.nan, 3.0, np.inf], stats.group_rng(1, "k"))
+    assert st.n == 3 and st.n_nonfinite == 2 and st.median == 2.0
+
+
+def test_zero_baseline_makes_ratio_undefined():
+    r = stats.ratio_of_medians([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], stats.group_rng(1, "z"))
+    assert math.isnan(r.ratio) and "0" in r.note
+    zeros = stats.describe([0.0, 0.0, 0.0], stats.group_rng(1, "z"))
+    assert zeros.median == 0.0 and math.isnan(zeros.cv)  # zeros kept, cv undefined
+
+
+def test_tight_ratio_of_09_is_significant():
+    rng = np.random.default_rng(3)
+    base = 100 * (1 + 0.002 * rng.standard_normal(10))
+    env = 90 * (1 + 0.002 * rng.standard_normal(10))
+    r = stats.ratio_of_medians(env, base, stats.group_rng(1, "t"), 2000)
+    assert r.ratio == pytest.approx(0.9, abs=0.005)
+    assert r.ci_low < r.ratio < r.ci_high < 1 and r.significant
+    assert stats.overhead_pct(r.ratio, True) == pytest.approx(10, abs=0.5)
+    assert stats.effect_words(stats.overhead_pct(r.ratio, True)).endswith("% slower than native")
+
+
+def test_overlapping_data_is_not_significant():
+    rng = np.random.default_rng(4)
+    base = 100 * (1 + 0.05 * rng.standard_normal(10))
+    env = 99 * (1 + 0.05 * rng.standard_normal(10))
+    r = stats.ratio_of_medians(env, base, stats.group_rng(1, "o"), 2000)
+    assert r.ci_low < 1 < r.ci_high and not r.significant
+
+
+def test_direction_for_lower_is_better_metrics():
+    # latency 20 % higher than native: ratio 1.2 is 20 % slower; 0.8 is 20 % faster
+    assert stats.overhead_pct(1.2, higher_is_better=False) == pytest.approx(20)
+    assert stats.overhead_pct(0.8, higher_is_better=False) == pytest.approx(-20)
+    assert stats.overhead_pct(1.2, higher_is_better=True) == pytest.approx(-20)
+    assert stats.effect_words(20.0) == "20.0% slower than native"
+    assert stats.effect_words(-20.0, "bare") == "20.0% faster than bare"
+    assert stats.overhead_interval(0.85, 0.95, True) == pytest.approx((5, 15))
+    assert stats.overhead_interval(1.1, 1.3, False) == pytest.approx((10, 30))
+
+
+def test_outliers_tukey():
+    mask = stats.outlier_mask([10, 10.1, 9.9, 10.0, 10.2, 30])
+    assert mask.tolist() == [False] * 5 + [True]
+    assert not stats.outlier_mask([1, 100, 1]).any()  # too few to judge
+
+
+def test_group_rng_depends_only_on_key():
+    a = stats.group_rng(5, "native", "x").random(3)
+    stats.group_rng(5, "other").random(10)
+    assert np.array_equal(a, stats.group_rng(5, "native", "x").random(3))
+    assert not np.array_equal(a, stats.group_rng(6, "native", "x").random(3))
+
+
+# -- aggregation -----------------------------------------------------------------------------------
+def test_warmups_excluded(run):
+    s = _row(run["summary"], env="native", workload="compression", metric="throughput")
+    assert s["n"] == REPS * ITERATIONS and s["n_warmup"] == REPS * WARMUPS and s["n_reps"] == REPS
+    cells = pd.read_parquet(run["out"] / "cells.parquet")
+    sel = cells[(cells.env == "native") & (cells.workload == "compression")]
+    assert s["median"] == pytest.approx(np.median(sel[~sel.warmup].value))
+    assert s["median"] == pytest.approx(100, rel=0.01)  # the warm-ups (50) did not pull it down
+    assert not sel[sel.warmup].outlier.any()
+
+
+def test_cells_parquet_keeps_schema(run):
+    table = pq.read_table(run["out"] / "cells.parquet")
+    assert table.schema.names == SCHEMA.names + ["outlier"]
+    for f in SCHEMA:
+        assert table.schema.field(f.name).type == f.type
+    assert table.num_rows == sum(pq.read_metadata(p).num_rows for p in run["cells"])
+
+
+def test_overhead_math_and_direction(run):
+    o = run["overhead"]
+    slow = _row(o, env="lxc_bridge", workload="compression", metric="throughput")
+    assert slow["ratio"] == pytest.approx(0.9, abs=0.01) and slow["significant"]
+    assert slow["overhead_pct"] == pytest.approx(10, abs=1) and "slower than native" in slow["effect"]
+    assert slow["ratio_ci_low"] < slow["ratio"] < slow["ratio_ci_high"]
+    noisy = _row(o, env="lxc_nat", workload="compression", metric="throughput")
+    assert not noisy["significant"] and "not significant" in noisy["effect"]
+    lat = _row(o, env="kvm", workload="fio_randread", metric="read_lat_p99")  # latency = native / 0.8
+    assert lat["ratio"] == pytest.approx(1.25, abs=0.02) and lat["overhead_pct"] == pytest.approx(25, abs=2)
+    assert "slower" in lat["effect"] and not lat["higher_is_better"]
+    iops = _row(o, env="kvm", workload="fio_randread", metric="read_iops")
+    assert iops["overhead_pct"] == pytest.approx(20, abs=2) and "slower" in iops["effect"]
+
+
+def test_emulated_never_a_kvm_overhead(run):
+    o = run["overhead"]
+    emu = o[o["env"] == "kvm_tcg"]
+    assert len(emu) and not emu["comparable"].any() and emu["emulated"].all()
+    assert (emu["reason"] == agg.EMULATED_REASON).all()
+    assert emu["effect"].str.startswith("emulated (TCG), not a KVM figure").all()
+    real = o[o["env"] == "kvm"]
+    assert real["comparable"].all() and not real["effect"].str.contains("emulated").any()
+
+
+def test_missing_baseline_gives_no_overhead_rows(run):
+    assert "net_latency" in set(run["summary"]["workload"])
+    assert "net_latency" not in set(run["overhead"]["workload"])
+
+
+def test_aa_calibration_sets_noise_floor(run):
+    c = run["calibration"]
+    assert set(zip(c["env_a"], c["env_b"])) == {("native", "native_again")}
+    row = _row(c, workload="compression", metric="throughput")
+    assert row["noise_floor_pct"] == pytest.approx(abs(row["diff_pct"])) and row["noise_floor_pct"] < 1
+    o = _row(run["overhead"], env="lxc_volume", workload="compression", metric="throughput")
+    assert o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"]) and not o["within_noise_floor"]
+    again = _row(run["overhead"], env="native_again", workload="compression", metric="throughput")
+    assert again["within_noise_floor"]
+
+
+def test_aa_pairs_need_identical_settings_and_labels():
+    ms = {e: {"env": e, **{k: v for k, v in zip(("driver", "settings", "labels"), ENVS[e])}, "available": True}
+          for e in ENVS}
+    # kvm and kvm_tcg share settings but not labels (accel): not an A/A pair
+    assert agg.aa_pairs(ms) == [("native", "native_again")]
+
+
+def test_deterministic_and_order_independent(run, tmp_path):
+    shuffled = list(run["cells"])
+    random.Random(1).shuffle(shuffled)
+    out2 = tmp_path / "again"
+    agg.aggregate(shuffled, list(reversed(run["manifests"])), out2, n_boot=500)
+    for name in ("cells.parquet", "summary.parquet", "summary.csv", "overhead.parquet", "overhead.csv",
+                 "calibration.parquet", "calibration.csv"):
+        assert (run["out"] / name).read_bytes() == (out2 / name).read_bytes(), name
+
+
+def test_stats_parameters_stored(run):
+    meta = agg.read_metadata(run["out"] / "overhead.parquet")
+    assert meta["seed"] == 20150329 and meta["n_boot"] == 500 and meta["aa_pairs"] == [["native", "native_again"]]
+    assert "Tukey" in meta["outlier_rule"]
+
+
+def test_rejects_foreign_parquet(tmp_path):
+    bad = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"x": [1]}), bad)
+    with pytest.raises(ValueError, match="missing columns"):
+        agg.aggregate([bad], [], tmp_path / "out")
+
+
+def test_no_inputs_writes_empty_tables(tmp_path):
+    agg.aggregate([], [], tmp_path / "out")
+    s = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert len(s) == 0 and list(s.columns) == list(agg.SUMMARY_COLUMNS)
+    assert (tmp_path / "out" / "overhead.csv").read_text().startswith("env,baseline,")
+
+
+def test_single_iteration_cells_flow_through(tmp_path):
+    """n=1 per group: no CI anywhere, said so, and the ratio is still reported (not significant)."""
+    files = []
+    for env in ("native", "lxc_bridge"):
+        t = cell_table(env, "compression", 1).to_pandas()
+        t = t[t["iteration"] <= WARMUPS + 1]
+        p = tmp_path / f"{env}.parquet"
+        pq.write_table(pa.Table.from_pandas(t, schema=SCHEMA, preserve_index=False), p)
+        files.append(p)
+    agg.aggregate(files, [], tmp_path / "out")
+    s = pd.read_parquet(tmp_path / "out" / "summary.parquet")
+    assert (s["n"] == 1).all() and s["ci_low"].isna().all() and s["ci_note"].str.contains("no confidence").all()
+    o = _row(pd.read_parquet(tmp_path / "out" / "overhead.parquet"), env="lxc_bridge")
+    assert o["ratio"] == pytest.approx(0.9, abs=0.01) and math.isnan(o["ratio_ci_low"])
+    assert not o["significant"] and "no CI" in o["effect"]
