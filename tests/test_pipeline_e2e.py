@@ -28,9 +28,10 @@ ENVS = ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume"]
 WORKLOADS = ["compression", "fio_randread"]
 
 
-def snakemake(workdir: Path, *args: str, configs=(TINY,), check=True) -> subprocess.CompletedProcess:
-    cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", "--configfile", *map(str, configs),
-           "--config", f"run={json.dumps({'environments': ENVS, 'workloads': WORKLOADS})}", *args]
+def snakemake(workdir: Path, *flags: str, configs=(TINY,), check=True) -> subprocess.CompletedProcess:
+    # --configfile and --config take several values: targets go after "--"
+    cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", *flags, "--configfile", *map(str, configs),
+           "--config", f"run={json.dumps({'environments': ENVS, 'workloads': WORKLOADS})}", "--", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -40,7 +41,7 @@ def snakemake(workdir: Path, *args: str, configs=(TINY,), check=True) -> subproc
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("pipeline")
-    proc = snakemake(wd, "all")
+    proc = snakemake(wd)
     return wd, proc
 
 
@@ -106,7 +107,7 @@ def test_aggregate_and_report(run):
 
 def test_second_run_does_nothing(run):
     wd, _ = run
-    proc = snakemake(wd, "all", "-n")
+    proc = snakemake(wd, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -114,7 +115,7 @@ def test_changed_fio_parameter_reruns_only_fio_cells(run):
     wd, _ = run
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
     warm_before = {p: p.stat().st_mtime_ns for p in (wd / "results" / "warmup").glob("*.json")}
-    snakemake(wd, "all", configs=(TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml"))
+    snakemake(wd, configs=(TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml"))
     changed = {p.parts[-2] for p in cells(wd) if p.stat().st_mtime_ns != before[p]}
     assert changed == {"fio_randread"}
     assert all(p.stat().st_mtime_ns != before[p] for p in cells(wd) if p.parts[-2] == "fio_randread")

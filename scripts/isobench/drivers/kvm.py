@@ -315,15 +315,20 @@ class KvmInstance(Instance):
         # back off to 0.25 s so that polling a long benchmark costs the guest next to nothing
         while not (st := self._agent("guest-exec-status", {"pid": pid}))["exited"]:
             if time.monotonic() > end:
+                # children of a shell it started keep running until the guest is destroyed
                 self._agent("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)], "env": GUEST_ENV})
                 raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {what}")
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
-        if st.get("out-truncated") or st.get("err-truncated"):
+        return self._result(st, what)
+
+    def _result(self, status: dict[str, Any], what: str) -> tuple[int, bytes, bytes]:
+        """(exit code, stdout, stderr) of a guest-exec-status that reported ``exited``."""
+        if status.get("out-truncated") or status.get("err-truncated"):
             raise InstanceError(f"{self.name}: output of {what} exceeds the guest agent's capture limit; "
                                 f"write it to a file and copy_out")
-        rc = st["exitcode"] if "exitcode" in st else 128 + st.get("signal", 0)
-        return rc, base64.b64decode(st.get("out-data", "")), base64.b64decode(st.get("err-data", ""))
+        rc = status["exitcode"] if "exitcode" in status else 128 + status.get("signal", 0)
+        return rc, base64.b64decode(status.get("out-data", "")), base64.b64decode(status.get("err-data", ""))
 
     def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
         try:
@@ -358,24 +363,28 @@ class KvmInstance(Instance):
                                 f"bytes, received {received} (exit {rc}: {err.decode().strip()[:200]})")
 
     def _netcopy(self, script: str, path: str, transfer: Callable[[socket.socket], None]):
-        """Run ``script`` (nc listening on the guest address) and ``transfer`` over a connection to it."""
+        """Run ``script`` (nc listening on the guest address) and ``transfer`` over a connection to it;
+        return the script's (exit code, stdout, stderr)."""
         pid = self._spawn(["/bin/sh", "-c", script, "sh", self.ip, str(COPY_PORT), path])
-        with self._connect(COPY_PORT, timeout=10) as s:
-            transfer(s)
-            s.shutdown(socket.SHUT_WR)
-            s.recv(1)  # returns when the guest closes: nc has everything
+        end = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    sock = socket.create_connection((self.ip, COPY_PORT), timeout=60)
+                    break
+                except ConnectionRefusedError:  # nc is not listening yet, or the script failed before it
+                    if (st := self._agent("guest-exec-status", {"pid": pid}))["exited"]:
+                        return self._result(st, "nc")
+                    if time.monotonic() > end:
+                        raise InstanceError(f"{self.name}: nc did not listen on {self.ip}:{COPY_PORT} within 10 s")
+                    time.sleep(0.01)
+            with sock:
+                transfer(sock)
+                sock.shutdown(socket.SHUT_WR)
+                sock.recv(1)  # returns when the guest closes: nc has everything
+        except OSError as e:
+            raise InstanceError(f"{self.name}: copying {path} over the network failed: {e}") from None
         return self._wait(pid, 60, "nc")
-
-    def _connect(self, port: int, timeout: float) -> socket.socket:
-        """Connect to a guest port, retrying while the listener is still starting."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                return socket.create_connection((self.ip, port), timeout=60)
-            except ConnectionRefusedError:
-                if time.monotonic() > end:
-                    raise InstanceError(f"{self.name}: nothing listens on {self.ip}:{port} after {timeout:.0f}s")
-                time.sleep(0.01)
 
     # -- networking, description, teardown ----------------------------------------------------------
     def endpoint(self, port: int) -> Endpoint:

@@ -1,0 +1,209 @@
+"""How fast is the harness itself? Prints each figure with its unit, the median of several runs.
+
+    python scripts/bench_harness.py                 # overhead, start/stop, planning (about 10 min)
+    python scripts/bench_harness.py --matrix        # + the default quick matrix and the image build
+
+* harness overhead: a native cell through the whole pipeline against the same tool command run by
+  hand on the host, as a ratio of their metrics (compression MB/s, fio IOPS); target 0.99-1.01;
+* instance start -> ready and teardown, per driver (LXC; KVM under the accel available here);
+* planning cost: `snakemake -n` and a no-op `snakemake --cores 1 all` for generated configs of 50,
+  200, 500 and 1000 cells (outputs faked with --touch, so nothing is measured);
+* with --matrix: wall time of the default quick matrix (image cached) and of the image build from
+  nothing (into a scratch state dir).
+
+Speed targets live here, not in timed tests. Run as root on an otherwise idle host.
+"""
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import yaml  # noqa: E402
+
+from isobench import config as configmod  # noqa: E402
+from isobench.cell import make_driver  # noqa: E402
+from isobench.image import ensure_rootfs  # noqa: E402
+from isobench.util import read_json  # noqa: E402
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
+DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def report(what: str, values: list[float], unit: str, target: str = "") -> None:
+    med = statistics.median(values)
+    runs = " ".join(f"{v:.3g}" for v in values)
+    print(f"{what:<58} {med:>10.3f} {unit:<8} (median of {len(values)}: {runs}){'  target ' + target if target else ''}",
+          flush=True)
+
+
+def timed(cmd: list[str], **kw) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, **kw)
+    return time.perf_counter() - t0
+
+
+# -- harness overhead -------------------------------------------------------------------------------
+def harness_overhead(runs: int) -> None:
+    """Pipeline cell vs the same command by hand on the host, same binaries (the image's, by chroot)."""
+    wd = Path(tempfile.mkdtemp(prefix="isobench-bench-"))
+    bench_cfg = {
+        "repetitions": 1, "iterations": runs, "warmup_iterations": 1,
+        "workloads": {"compression": {"kind": "compression", "corpus_mib": 64},
+                      "fio_randread": {"kind": "fio", "rw": "randread", "size_mib": 256, "runtime_s": 5}},
+        "run": {"environments": ["native"], "workloads": ["compression", "fio_randread"]},
+    }
+    (wd / "bench.yaml").write_text(yaml.safe_dump(bench_cfg))
+    subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "bench.yaml"), "--",
+                    "results/cells/native/compression/rep-1.parquet",
+                    "results/cells/native/fio_randread/rep-1.parquet"], check=True, capture_output=True)
+    import pandas as pd
+    cells = pd.concat(pd.read_parquet(p) for p in wd.glob("results/cells/native/*/rep-1.parquet"))
+    cells = cells[~cells.warmup]
+    rootfs = read_json(wd / "results/provision/image.json")["rootfs"]
+    cfg = configmod.load(DEFAULT)
+    corpus = next(cfg.paths.corpora.glob("corpus-64MiB-seed1.txt"))
+    scratch = Path(tempfile.mkdtemp(prefix="isobench-hand-", dir="/var/tmp"))
+    # by hand: the same binaries, run straight from the image directory, no harness in between
+    xz = [f"{rootfs}/usr/bin/xz", "-T2", "-2", "-c", str(corpus)]
+    env = {"LD_LIBRARY_PATH": f"{rootfs}/lib/x86_64-linux-gnu:{rootfs}/usr/lib/x86_64-linux-gnu"}
+    by_hand = []
+    for _ in range(runs + 1):
+        t0 = time.perf_counter()
+        subprocess.run(xz, stdout=subprocess.DEVNULL, check=True, env=env)
+        by_hand.append(corpus.stat().st_size / 1e6 / (time.perf_counter() - t0))
+    by_hand = by_hand[1:]
+    piped = cells[cells.metric == "throughput"].value.tolist()
+    report("compression, pipeline (native cell)", piped, "MB/s")
+    report("compression, by hand on the host", by_hand, "MB/s")
+    print(f"{'harness overhead ratio, compression (pipeline / by hand)':<58} "
+          f"{statistics.median(piped) / statistics.median(by_hand):>10.4f}           target 0.99-1.01")
+    fio = [f"{rootfs}/usr/bin/fio", "--output-format=json", "--name=hand", f"--filename={scratch}/fio.dat",
+           "--rw=randread", "--bs=4k", "--iodepth=16", "--numjobs=1", "--size=256M", "--runtime=5", "--time_based",
+           "--ioengine=libaio", "--direct=1", "--group_reporting", "--thread"]
+    subprocess.run([f"{rootfs}/usr/bin/fio", "--name=prep", f"--filename={scratch}/fio.dat", "--rw=write", "--bs=1M",
+                    "--size=256M", "--direct=1", "--ioengine=libaio", "--output-format=terse"], check=True,
+                   capture_output=True, env=env)
+    hand_iops = []
+    for _ in range(runs):
+        out = subprocess.run(fio, check=True, capture_output=True, text=True, env=env).stdout
+        hand_iops.append(json.loads(out[out.index("{"):])["jobs"][0]["read"]["iops"])
+    piped = cells[cells.metric == "read_iops"].value.tolist()
+    report("fio randread, pipeline (native cell)", piped, "IOPS")
+    report("fio randread, by hand on the host", hand_iops, "IOPS")
+    print(f"{'harness overhead ratio, fio (pipeline / by hand)':<58} "
+          f"{statistics.median(piped) / statistics.median(hand_iops):>10.4f}           target 0.99-1.01")
+    shutil.rmtree(scratch)
+    shutil.rmtree(wd)
+
+
+# -- start / stop -------------------------------------------------------------------------------
+def start_stop(runs: int) -> None:
+    cfg = configmod.load(DEFAULT)
+    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
+    envs = {"lxc bridge": {"driver": "lxc", "net": "bridge", "storage": "rootfs"},
+            "lxc host": {"driver": "lxc", "net": "host", "storage": "rootfs"},
+            "native (chroot overlay)": {"driver": "native"},
+            "kvm (accel tcg here)": {"driver": "kvm", "accel": "tcg"}}
+    for label, opts in envs.items():
+        settings = {"env": "bench", **opts, "limits": {"cpus": 1, "memory_mib": 1024}, "network": cfg.network}
+        try:
+            driver = make_driver(settings, str(cfg.paths.root), image)
+        except KeyError:
+            print(f"{label}: driver not available")
+            continue
+        if hasattr(driver, "provision"):
+            driver.provision()              # the KVM guest's boot artifacts (cached)
+        starts, stops = [], []
+        for i in range(runs):
+            t0 = time.perf_counter()
+            inst = driver.start(f"isobench-bench-{i}")
+            starts.append(time.perf_counter() - t0)
+            inst.exec(["/bin/true"]).check()
+            t0 = time.perf_counter()
+            inst.stop()
+            stops.append(time.perf_counter() - t0)
+        target = {"lxc bridge": "<= 0.1 s", "lxc host": "<= 0.1 s", "kvm (accel tcg here)": "<= 3.5 s"}.get(label, "")
+        report(f"start -> ready, {label}", starts, "s", target)
+        report(f"teardown, {label}", stops, "s")
+
+
+# -- planning ----------------------------------------------------------------------------------------
+def planning(sizes: list[int], runs: int) -> None:
+    """Configs of N cells: 5 environments x W workloads x R repetitions, outputs faked with --touch."""
+    for n in sizes:
+        wd = Path(tempfile.mkdtemp(prefix=f"isobench-plan{n}-"))
+        reps = 5
+        n_workloads = max(1, n // (5 * reps))
+        wls = {f"w{i:03d}": {"kind": "compression", "corpus_mib": 1, "seed": i} for i in range(n_workloads)}
+        cfg = {"repetitions": reps, "workloads": wls,
+               "run": {"environments": ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume"],
+                       "workloads": list(wls)}}
+        (wd / "plan.yaml").write_text(yaml.safe_dump(cfg))
+        base = [*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "plan.yaml"), "--"]
+        fake_outputs(wd, configmod.load({**DEFAULT, **cfg}))
+        subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--touch", "--configfile", str(wd / "plan.yaml"),
+                        "--", "all"], check=True, capture_output=True)
+        cells = 5 * n_workloads * reps
+        dry = subprocess.run([*base[:-1], "-n", "--", "all"], capture_output=True, text=True)
+        if "Nothing to be done" not in dry.stdout + dry.stderr:
+            print(f"  (warning: the {cells}-cell no-op run is not a no-op: {dry.stdout[-300:]})")
+        report(f"snakemake -n, {cells} cells", [timed([*base[:-1], "-n", "--", "all"]) for _ in range(runs)], "s")
+        report(f"no-op snakemake --cores 1 all, {cells} cells", [timed([*base, "all"]) for _ in range(runs)], "s",
+               "<= 5 s at 500" if cells == 500 else "")
+        shutil.rmtree(wd)
+
+
+def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
+    """Empty files and directories where every output of the DAG goes (so --touch can date them)."""
+    envs, wls = cfg.run_environments, cfg.run_workloads
+    files = ["results/provision/image.json", "results/provision/workloads.json",
+             *[f"results/provision/{e}.json" for e in envs], *[f"results/warmup/{e}.json" for e in envs],
+             *[f"results/cells/{e}/{w}/rep-{r}.parquet" for e in envs for w in wls
+               for r in range(1, cfg.repetitions + 1)],
+             *[f"results/aggregate/{n}" for n in ("cells.parquet", "summary.parquet", "summary.csv",
+                                                   "overhead.parquet", "overhead.csv", "calibration.parquet",
+                                                   "calibration.csv")],
+             "results/report/report.html"]
+    dirs = [f"results/raw/{e}/{w}/rep-{r}" for e in envs for w in wls for r in range(1, cfg.repetitions + 1)]
+    for d in [*dirs, "results/report/figures"]:
+        (wd / d).mkdir(parents=True, exist_ok=True)
+    for f in files:
+        (wd / f).parent.mkdir(parents=True, exist_ok=True)
+        (wd / f).touch()
+
+
+# -- the whole matrix and the image build ------------------------------------------------------------
+def matrix() -> None:
+    wd = Path(tempfile.mkdtemp(prefix="isobench-matrix-"))
+    t = timed([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--", "all"])
+    report("default quick matrix, image cached (wall)", [t], "s", "<= 1200 s")
+    state = Path(tempfile.mkdtemp(prefix="isobench-image-", dir="/var/tmp"))
+    t0 = time.perf_counter()
+    ensure_rootfs(configmod.load(DEFAULT).image_spec(), state / "images")
+    report("image build from nothing (mmdebstrap)", [time.perf_counter() - t0], "s", "<= 300 s")
+    shutil.rmtree(state)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--matrix", action="store_true", help="also time the default matrix and the image build")
+    ap.add_argument("--only", choices=["overhead", "startstop", "planning"], help="run one part only")
+    args = ap.parse_args()
+    if args.only in (None, "overhead"):
+        harness_overhead(args.runs)
+    if args.only in (None, "startstop"):
+        start_stop(args.runs)
+    if args.only in (None, "planning"):
+        planning([50, 200, 500, 1000], 3)
+    if args.matrix:
+        matrix()
