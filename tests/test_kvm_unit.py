@@ -71,7 +71,8 @@ def test_cpu_mode_and_vhost_per_variant():
 # -- domain XML -----------------------------------------------------------------------------------------
 def make_xml(accel: str, tuning: str, disk: str, cpus: int = 2) -> ET.Element:
     text = domain_xml(name="isobench-t-x-1", accel=accel, tuning=tuning, disk=disk, cpus=cpus, memory_mib=768,
-                      kernel="/s/vmlinux", initrd="/s/initramfs.cpio", cmdline=guest_cmdline("10.1.2.20", "10.1.2.0/24"),
+                      kernel="/s/vmlinux", initrd="/s/initramfs.cpio",
+                      cmdline=guest_cmdline("10.1.2.20", "10.1.2.0/24"),
                       root_disk=Path("/s/root.qcow2"), data_disk=Path(f"/s/data.{disk}"),
                       console_log=Path("/s/console.log"), mac="00:16:3e:01:02:14",
                       vhost=uses_vhost(accel, tuning, True))

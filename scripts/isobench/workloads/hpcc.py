@@ -27,7 +27,7 @@ from ..drivers.base import DATA_DIR
 from ..errors import ParseError
 from .base import Context, Workload
 
-TRAILER = re.compile(r"^isobench-hpcc exit=(?P<rc>\d+) stopped=(?P<stopped>[01]) ms=(?P<ms>\d+)$", re.M)
+TRAILER = re.compile(r"^isobench-hpcc exit=(?P<rc>\d+) stopped=(?P<stopped>[01]) ms=(?P<ms>\d+) end$", re.M)
 SECTION = re.compile(r"^Begin of (?P<name>\w+) section\.\n(?P<body>.*?)^End of (?P=name) section\.$", re.M | re.S)
 OUT_MARK = "== hpccoutf.txt =="
 MPI_MARK = "== mpirun output =="
@@ -36,7 +36,7 @@ HPCC_PARAMS: dict[str, Any] = {
     "processes": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 2,
                   "description": "MPI processes, one per core (the paper: one thread per hardware thread); "
                                  "hpcc has no OpenMP in Debian's build"},
-    "nb": {"type": "integer", "minimum": 16, "maximum": 1024, "default": 128,
+    "nb": {"type": "integer", "minimum": 16, "maximum": 1024, "default": 64,
            "description": "HPL block size NB"},
     "timeout_s": {"type": "integer", "minimum": 10, "maximum": 86400, "default": 900,
                   "description": "hard limit for one hpcc run (mpirun is killed after it)"},
@@ -130,7 +130,7 @@ class HpccWorkload(Workload):
                 f"timeout -k 10 {p['timeout_s']} mpirun -np {p['processes']} --bind-to core hpcc "
                 f">mpirun.log 2>&1 & pid=$!; {stop}wait $pid; rc=$?; e=$(date +%s%N); "
                 f"echo '{OUT_MARK}'; cat hpccoutf.txt 2>/dev/null; echo '{MPI_MARK}'; cat mpirun.log; "
-                "echo \"isobench-hpcc exit=$rc stopped=$stopped ms=$(( (e - s) / 1000000 ))\"")
+                "echo \"isobench-hpcc exit=$rc stopped=$stopped ms=$(( (e - s) / 1000000 )) end\"")
 
     def run_iteration(self, ctx: Context) -> str:
         res = ctx.inst.sh(self.command(), timeout=self.params["timeout_s"] + 60)
@@ -151,6 +151,10 @@ class HpccWorkload(Workload):
         if m["stopped"] == "0" and int(m["rc"]) != 0:
             tail = raw[end.end():m.start()].strip().splitlines()
             raise ParseError(f"{cls.kind}: hpcc exited with {m['rc']} ({(tail or [''])[-1][:200]})")
+        if "HPL ERROR" in raw:
+            # hpcc then ignores hpccinf.txt and runs with its own default sizes
+            err = re.search(r"^>>> (.*) <<<$", raw, re.M)
+            raise ParseError(f"{cls.kind}: hpcc rejected hpccinf.txt ({err[1] if err else 'HPL ERROR'})")
         found = {s["name"]: s["body"] for s in SECTION.finditer(text)}
         missing = [n for n in need if n not in found]
         if missing:

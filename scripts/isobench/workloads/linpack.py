@@ -53,6 +53,12 @@ class Linpack(HpccWorkload):
         want = params.get("trials")
         if want is not None and len(results) != want:
             raise ParseError(f"linpack: {len(results)} HPL results, expected {want} trials")
+        for r in results:
+            n, nb, p, q = (int(x) for x in r[1:5])
+            if (params.get("n") not in (None, n) or params.get("nb") not in (None, nb)
+                    or params.get("processes") not in (None, p * q)):
+                raise ParseError(f"linpack: HPL ran N={n} NB={nb} grid {p}x{q}, not the configured N={params.get('n')} "
+                                 f"NB={params.get('nb')} on {params.get('processes')} processes")
         gflops = [float(r[6]) for r in results]
         if min(gflops) <= 0:
             raise ParseError(f"linpack: implausible GFLOPS {gflops}")

@@ -19,7 +19,7 @@ from typing import Any
 from ..drivers.base import DATA_DIR
 from ..errors import InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import start_server
+from .net_bandwidth import END, lines, start_server
 
 PORT = 13306
 DATADIR = f"{DATA_DIR}/mysql"
@@ -121,14 +121,17 @@ class Mysql(Workload):
         parts = []
         for test in self.params["tests"]:
             for t in self.params["threads"]:
-                argv = self.argv(test, t, ep.host, ep.port)
+                # --time bounds the run; the time limit covers a server that stops answering
+                argv = ["timeout", "-k", "5", str(self.params["seconds"] + 60), *self.argv(test, t, ep.host, ep.port)]
                 res = client.exec(argv, timeout=self.params["seconds"] + 120)
                 parts.append(f"### isobench test={test} point threads={t} exit={res.returncode}\n"
-                             f"$ {shlex.join(argv)}\n{res.stdout}{res.stderr}")
-        return "".join(parts)
+                             f"$ {shlex.join(argv)}\n{lines(res.stdout)}{lines(res.stderr)}")
+        return "".join(parts) + END
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        if not raw.endswith(END):
+            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
         marks = list(MARK.finditer(raw))
         tests = params.get("tests") or ["oltp_read_only", "oltp_read_write"]
         threads = params.get("threads") or [int(m["t"]) for m in marks]

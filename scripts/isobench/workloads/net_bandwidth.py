@@ -27,10 +27,18 @@ from ..errors import InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
 
 PORT = 15201
-DIRECTIONS = {"to_env": [], "from_env": ["-R"]}
+STALL_MS = 5000
+#: iperf3 accepts a receive timeout only on the receiving side, a send timeout on either
+DIRECTIONS = {"to_env": ["--snd-timeout", str(STALL_MS)],
+              "from_env": ["-R", "--snd-timeout", str(STALL_MS), "--rcv-timeout", str(STALL_MS)]}
 MARK = re.compile(r"^### isobench direction=(?P<d>\w+) attempt=(?P<n>\d+) exit=(?P<rc>\d+)$", re.M)
 ATTEMPTS = 3
-STALL_MS = 5000
+END = "### isobench end\n"
+
+
+def lines(text: str) -> str:
+    """Tool output as complete lines, so the next marker always starts a line."""
+    return text if not text or text.endswith("\n") else text + "\n"
 
 
 def start_server(inst: Instance, argv: Sequence[str], *, tag: str, port: int, proto: str = "tcp",
@@ -75,8 +83,7 @@ class NetBandwidth(Workload):
 
     def argv(self, host: str, port: int, direction: str) -> list[str]:
         return ["iperf3", "-c", host, "-p", str(port), "-t", str(self.params["seconds"]), "-P", "1",
-                "--connect-timeout", "5000", "--snd-timeout", str(STALL_MS), "--rcv-timeout", str(STALL_MS),
-                "--json", *DIRECTIONS[direction]]
+                "--connect-timeout", "5000", "--json", *DIRECTIONS[direction]]
 
     def run_iteration(self, ctx: Context) -> str:
         ep, client = ctx.inst.endpoint(PORT), ctx.client()
@@ -90,14 +97,16 @@ class NetBandwidth(Workload):
                 except InstanceError as e:  # a stalled client, killed by the exec timeout
                     rc, text = 124, f"isobench: {e}\n"
                 parts.append(f"### isobench direction={direction} attempt={attempt} exit={rc}\n"
-                             f"$ {shlex.join(argv)}\n{text}")
+                             f"$ {shlex.join(argv)}\n{lines(text)}")
                 if rc == 0 and '"error"' not in text:
                     break
                 time.sleep(1.0)  # the server finishes the failed test (or says it is busy) first
-        return "".join(parts)
+        return "".join(parts) + END
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        if not raw.endswith(END):
+            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
         marks = list(MARK.finditer(raw))
         found = sorted({m["d"] for m in marks})
         if found != sorted(DIRECTIONS):

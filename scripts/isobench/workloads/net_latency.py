@@ -23,7 +23,7 @@ from typing import Any
 
 from ..errors import ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import start_server
+from .net_bandwidth import END, lines, start_server
 
 PORT = 15301
 SCRIPT = "/tmp/isobench-rr.pl"
@@ -58,6 +58,7 @@ if ($mode eq 'server') {
   }
   exit 0;
 }
+$SIG{ALRM} = sub { die "isobench-rr error=stalled\n" }; alarm($secs + 30);
 connect($s, $sin) or die "connect $addr:$port: $!\n";
 if ($tcp) { setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1); }
 else { setsockopt($s, SOL_SOCKET, SO_RCVTIMEO, pack('l!l!', 2, 0)); }
@@ -130,11 +131,13 @@ class NetLatency(Workload):
             argv = self.argv(proto, ep.host, ep.port)
             res = client.exec(argv, timeout=self.params["seconds"] + 60)
             parts.append(f"### isobench proto={proto} exit={res.returncode}\n$ {shlex.join(argv)}\n"
-                         f"{res.stdout}{res.stderr}")
-        return "".join(parts)
+                         f"{lines(res.stdout)}{lines(res.stderr)}")
+        return "".join(parts) + END
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        if not raw.endswith(END):
+            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
         marks = list(MARK.finditer(raw))
         want = list(params.get("protocols") or PROTOCOLS)
         if [m["proto"] for m in marks] != want:

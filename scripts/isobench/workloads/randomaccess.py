@@ -24,7 +24,7 @@ class RandomAccess(HpccWorkload):
     kind = "randomaccess"
     STOP_AFTER = "SingleRandomAccess"
     PARAMS = {
-        "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 2896,
+        "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 2900,
               "description": "HPL size N that hpcc derives the tables from: per-process table = largest "
                              "power of two <= N*N/processes words of 8 bytes"},
         **HPCC_PARAMS,
@@ -53,6 +53,12 @@ class RandomAccess(HpccWorkload):
         expected = params.get("processes")
         if expected is not None and int(procs) != expected:
             raise ParseError(f"randomaccess: hpcc ran on {int(procs)} processes, expected {expected}")
+        if params.get("n") and params.get("processes"):
+            want = (params["n"] ** 2 // params["processes"]).bit_length() - 1
+            got = re.search(r"^Main table size\s+= 2\^(\d+) ", star, re.M)
+            if not got or int(got[1]) != want:
+                raise ParseError(f"randomaccess: StarRandomAccess table is 2^{got[1] if got else '?'} words, "
+                                 f"expected 2^{want} from N={params['n']} on {params['processes']} processes")
         avg = cls.number(star, r"^Average GUP/s ([\d.eE+-]+)$", "StarRandomAccess average GUP/s")
         return [
             Sample("gups", avg * procs),

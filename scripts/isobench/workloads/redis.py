@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import start_server
+from .net_bandwidth import END, lines, start_server
 
 PORT = 16379
 #: -t names and the test names redis-benchmark prints for them
@@ -77,19 +77,32 @@ class Redis(Workload):
 
     def run_iteration(self, ctx: Context) -> str:
         ep, client = ctx.inst.endpoint(PORT), ctx.client()
+        # -n bounds the run; redis-benchmark waits forever for a server that went away, so it also
+        # gets a generous time limit (2000 requests/s at least)
+        limit = 30 + self.params["requests"] * len(self.params["tests"]) // 2000
         parts = []
         for c in self.params["connections"]:
             flush = client.exec(["redis-cli", "-h", ep.host, "-p", str(ep.port), "flushall"], timeout=60)
-            argv = self.argv(ep.host, ep.port, c)
-            # bounded by -n; the timeout only guards against a hung server
-            res = client.exec(argv, timeout=600)
-            parts.append(f"### isobench point connections={c} flush={flush.stdout.strip() or 'failed'} "
-                         f"exit={res.returncode}\n$ {shlex.join(argv)}\n{res.stdout}{res.stderr}")
-        return "".join(parts)
+            said = flush.stdout.strip()
+            if said != "OK":
+                parts.append(f"### isobench point connections={c} flush=failed exit=255\n"
+                             f"{lines(flush.stdout)}{lines(flush.stderr)}")
+                break
+            argv = ["timeout", "-k", "5", str(limit), *self.argv(ep.host, ep.port, c)]
+            res = client.exec(argv, timeout=limit + 60)
+            parts.append(f"### isobench point connections={c} flush={said} exit={res.returncode}\n"
+                         f"$ {shlex.join(argv)}\n{lines(res.stdout)}{lines(res.stderr)}")
+        return "".join(parts) + END
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
+        if not raw.endswith(END):
+            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
         marks = list(MARK.finditer(raw))
+        for m in marks:
+            if int(m["rc"]) != 0 or m["flush"] != "OK":
+                raise ParseError(f"redis connections={m['c']}: FLUSHALL said {m['flush']}, "
+                                 f"redis-benchmark exit {m['rc']}")
         want = params.get("connections")
         if not marks or (want is not None and [int(m["c"]) for m in marks] != list(want)):
             raise ParseError(f"redis: expected points {want}, found {[int(m['c']) for m in marks]} (truncated?)")
@@ -97,8 +110,6 @@ class Redis(Workload):
         samples = []
         for i, m in enumerate(marks):
             point = f"connections={m['c']}"
-            if int(m["rc"]) != 0 or m["flush"] != "OK":
-                raise ParseError(f"redis {point}: redis-benchmark exit {m['rc']}, FLUSHALL said {m['flush']}")
             body = raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]
             rows = {}
             for row in csv.reader(io.StringIO("\n".join(l for l in body.splitlines() if l.startswith('"')))):

@@ -29,7 +29,7 @@ KERNELS = ("copy", "scale", "add", "triad")
 HEADER = re.compile(r"^isobench-stream threads=(?P<threads>\d+) array_size=(?P<n>\d+) ntimes=(?P<ntimes>\d+)$", re.M)
 LINE = re.compile(r"^(?P<k>Copy|Scale|Add|Triad):\s+(?P<rate>[\d.]+)\s+(?P<avg>[\d.]+)\s+(?P<min>[\d.]+)\s+"
                   r"(?P<max>[\d.]+)$", re.M)
-TRAILER = re.compile(r"^isobench-stream exit=(?P<rc>\d+)$", re.M)
+TRAILER = re.compile(r"^isobench-stream exit=(?P<rc>\d+) end$", re.M)
 
 LUA = r"""-- isobench STREAM kernels for sysbench's LuaJIT (see the isobench stream workload module)
 local ffi = require("ffi")
@@ -192,7 +192,7 @@ class Stream(Workload):
         p = self.params
         return (f"rm -f {BARRIER}; sysbench {SCRIPT} --threads={p['threads']} --array-size={self.elements()} "
                 f"--ntimes={p['ntimes']} --barrier={BARRIER} stream; rc=$?; rm -f {BARRIER}; "
-                "echo \"isobench-stream exit=$rc\"")
+                "echo \"isobench-stream exit=$rc end\"")
 
     def run_iteration(self, ctx: Context) -> str:
         res = ctx.inst.sh(self.command(), timeout=600)
