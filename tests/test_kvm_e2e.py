@@ -2,7 +2,7 @@
 reached from the host, the configured resources, and teardown leaving nothing behind, also after
 a boot that fails. Needs root, libvirt and the image rootfs (ISOBENCH_TEST_ROOTFS).
 
-ISOBENCH_BOOT_RUNS=5 also prints start-to-agent times (median of that many starts, 1 and 2 vCPUs).
+ISOBENCH_BOOT_RUNS=5 also prints start-to-agent times (median of that many quiet starts, 1 and 2 vCPUs).
 """
 
 from __future__ import annotations
@@ -173,16 +173,41 @@ def test_guest_that_dies_while_booting_fails_fast(paths, monkeypatch):
     assert_nothing_left(paths, "isobench-kvm_e2e-dead")
 
 
+def host_busy_seconds() -> float:
+    fields = list(map(int, Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]))
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time of one process (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.skipif(BOOT_RUNS == 0, reason="set ISOBENCH_BOOT_RUNS=5 to measure start-to-agent times")
 @pytest.mark.parametrize("cpus", [1, 2])
 def test_print_start_to_agent_seconds(paths, cpus):
+    """Median of BOOT_RUNS starts during which other processes used under 10% of the host's CPU
+    time (TCG boot time follows host load; this host is shared)."""
     kvm_driver = driver(paths, cpus=cpus)
     kvm_driver.provision()  # a first build is not part of a start
-    times = []
-    for i in range(BOOT_RUNS):
+    quiet, busy = [], []
+    for attempt in range(6 * BOOT_RUNS):
+        name = f"isobench-kvm_e2e-boot{attempt}"
+        daemon = libvirtd.daemon_pid("libvirtd", libvirtd.DAEMONS[1][1])
+        host0, ours0, daemon0 = host_busy_seconds(), sum(os.times()[:4]), cpu_seconds(daemon)
         t0 = time.monotonic()
-        inst = kvm_driver.start(f"isobench-kvm_e2e-boot{i}")
-        times.append(time.monotonic() - t0)
+        inst = kvm_driver.start(name)
+        seconds = time.monotonic() - t0
+        qemu = int(Path(f"/run/libvirt/qemu/{name}.pid").read_text())
+        others = (host_busy_seconds() - host0 - (sum(os.times()[:4]) - ours0)
+                  - (cpu_seconds(daemon) - daemon0) - cpu_seconds(qemu))
         inst.stop()
-    print(f"\nstart() to agent, cpus={cpus}, TCG: median {statistics.median(times):.2f} s of "
-          f"{' '.join(f'{t:.2f}' for t in times)}")
+        (quiet if others < 0.1 * seconds else busy).append(round(seconds, 2))
+        if len(quiet) == BOOT_RUNS:
+            break
+    print(f"\nstart() to agent, cpus={cpus}, TCG: median {statistics.median(quiet):.2f} s of {quiet}; "
+          f"{len(busy)} starts while the host was busy: {busy}")

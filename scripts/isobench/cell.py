@@ -9,6 +9,7 @@ a raw directory without it is incomplete, and Snakemake removes it when the job 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,7 +39,8 @@ def make_driver(env_settings: dict[str, Any], state_dir: str, image: dict[str, A
     kw = {}
     if kind in ("lxc", "kvm"):
         kw["subnet"] = env_settings["network"][f"{kind}_subnet"]
-    lim = env_settings["limits"]
+    # native runs unlimited; its Limits object only sizes host-side helpers
+    lim = env_settings.get("limits", {"cpus": os.cpu_count() or 1, "memory_mib": 1024})
     return DRIVER_KINDS[kind](env_settings["env"], opts, Limits(lim["cpus"], lim["memory_mib"]),
                               StatePaths(Path(state_dir)), image, **kw)
 

@@ -190,9 +190,12 @@ class Config:
 
     def env_settings(self, env: str) -> dict[str, Any]:
         """Everything that defines an environment: its options and the limits it runs under."""
-        return {"env": env, **self.environments[env], "limits": {"cpus": self.limits.cpus,
-                                                                   "memory_mib": self.limits.memory_mib},
-                "network": self.network}
+        kind = self.environments[env]["driver"]
+        settings = {"env": env, **self.environments[env]}
+        if kind != "native":    # native is never limited and uses no pipeline network
+            settings["limits"] = {"cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib}
+            settings["network"] = {f"{kind}_subnet": self.network[f"{kind}_subnet"]}
+        return settings
 
     def workload_params(self, name: str) -> dict[str, Any]:
         return {"workload": name, **self.workloads[name]}

@@ -124,7 +124,7 @@ class HpccWorkload(Workload):
             stop = (f"while kill -0 $pid 2>/dev/null; do "
                     f"if grep -q '^End of {self.STOP_AFTER} section' hpccoutf.txt 2>/dev/null; then "
                     f"stopped=1; kill $pid; break; fi; sleep 0.1; done; ")
-        return (f"cd {self.workdir} && rm -f hpccoutf.txt mpirun.log && "
+        return (f"exec 2>&1; cd {self.workdir} && rm -f hpccoutf.txt mpirun.log && "
                 "export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader; "
                 f"stopped=0; s=$(date +%s%N); "
                 f"timeout -k 10 {p['timeout_s']} mpirun -np {p['processes']} --bind-to core hpcc "

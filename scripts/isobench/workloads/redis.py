@@ -111,14 +111,16 @@ class Redis(Workload):
         for i, m in enumerate(marks):
             point = f"connections={m['c']}"
             body = raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]
-            rows = {}
-            for row in csv.reader(io.StringIO("\n".join(l for l in body.splitlines() if l.startswith('"')))):
-                if row and row[0] != "test":
-                    rows[row[0]] = row
             header = next((l for l in body.splitlines() if l.startswith('"test"')), None)
             if header is None:
                 raise ParseError(f"redis {point}: no CSV header in the output")
             cols = next(csv.reader([header]))
+            rows = {}
+            for row in csv.reader(io.StringIO("\n".join(l for l in body.splitlines() if l.startswith('"')))):
+                if len(row) != len(cols):
+                    raise ParseError(f"redis {point}: garbled CSV row {row}")
+                if row[0] != "test":
+                    rows[row[0]] = row
             missing = [c for c in COLUMNS if c not in cols]
             if missing or sorted(rows) != sorted(expected):
                 raise ParseError(f"redis {point}: CSV has tests {sorted(rows)} (expected {expected}), "
