@@ -212,6 +212,16 @@ def test_pvh_entry_note_is_recognised():
     assert not guestimage.has_pvh_entry(b"MZ" + b"\0" * 200)  # a bzImage
 
 
+def test_initramfs_busybox_must_be_static():
+    assert guestimage.is_static_executable(elf_with_note(b"GNU", 1))
+    interp = bytearray(elf_with_note(b"GNU", 1))
+    struct.pack_into("<I", interp, 64, 3)  # turn the program header into PT_INTERP
+    assert not guestimage.is_static_executable(bytes(interp))
+    assert not guestimage.is_static_executable(b"#!/bin/sh\n")
+    if guestimage.BUSYBOX.exists():
+        assert guestimage.is_static_executable(guestimage.BUSYBOX.read_bytes())
+
+
 def test_vmlinux_is_unpacked_from_an_xz_bzimage():
     elf = elf_with_note(b"Xen", 18)
     bzimage = b"\0" * 512 + b"HdrS" + b"setup code" + lzma.compress(elf, format=lzma.FORMAT_XZ) + b"trailer"

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-ENVS = ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume"]
+ENVS = ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume", "kvm"]
+LXC = [e for e in ENVS if e.startswith("lxc")]
 WORKLOADS = ["compression", "fio_randread"]
 
 
@@ -65,7 +66,10 @@ def test_cells_follow_the_schema_and_hold_plausible_numbers(run):
         assert set(measured.iteration) == {2, 3}                # warmup_iterations: 1, iterations: 2
         assert set(df[df.warmup].iteration) == {1}
         assert (measured.value > 0).all()
-        assert df.accel.eq("none").all() and not df.emulated.any()
+        if df.driver.iloc[0] == "kvm":          # emulated here, and labelled so on every row
+            assert df.accel.eq("tcg").all() and df.emulated.all()
+        else:
+            assert df.accel.eq("none").all() and not df.emulated.any()
         assert df.tool_version.str.match(r"^(xz \(XZ Utils\)|fio-)").all()
         settings = json.loads(df.settings.iloc[0])
         assert settings["driver"] == df.driver.iloc[0]
@@ -77,6 +81,7 @@ def test_lxc_variants_record_their_settings(run):
     by_env = {e: json.loads(s) for e, s in df.groupby("env").settings.first().items()}
     assert by_env["lxc_nat"]["net"] == "nat" and by_env["lxc_volume"]["storage"] == "volume"
     assert by_env["lxc_bridge"]["cgroup_layout"] in ("v1", "v2")
+    assert by_env["kvm"]["accel"] == "tcg" and by_env["kvm"]["emulated"] is True
 
 
 def test_warmup_saw_the_configured_limits(run):
@@ -84,7 +89,10 @@ def test_warmup_saw_the_configured_limits(run):
     for env in ENVS[1:]:
         rec = json.loads((wd / "results" / "warmup" / f"{env}.json").read_text())
         assert rec["inside"]["nproc"] == 2
-        assert rec["inside"]["cgroup_memory"] == str(4096 * 1024 * 1024)
+        if env in LXC:
+            assert rec["inside"]["cgroup_memory"] == str(1024 * 1024 * 1024)
+        else:                                   # the guest kernel keeps some memory for itself
+            assert 0.85 * 1024 <= rec["inside"]["mem_mib"] <= 1024
 
 
 def test_raw_output_is_kept(run):
@@ -101,7 +109,8 @@ def test_aggregate_and_report(run):
     assert set(summary.env) == set(ENVS)
     html = (wd / "results" / "report" / "report.html").read_text()
     for w in WORKLOADS:
-        assert w in html
+        assert f'id="{w}"' in html or w in html
+    assert "emulated" in html.lower()
     assert "results/report/report.html" in proc.stderr      # the run ends with the report's path
 
 
@@ -130,3 +139,11 @@ def test_no_project_objects_left_on_the_host(run):
     assert not any(lxc.glob("isobench-*")) if lxc.exists() else True
     mounts = Path("/proc/self/mountinfo").read_text()
     assert not re.search(r"/var/lib/isobench/instances/isobench-", mounts)
+    domains = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True,
+                             text=True).stdout.split()
+    assert not [d for d in domains if d.startswith("isobench-")]
+    nets = subprocess.run(["virsh", "-c", "qemu:///system", "net-list", "--all", "--name"], capture_output=True,
+                          text=True).stdout.split()
+    assert "isobench-net" not in nets
+    qemus = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert "guest=isobench-" not in qemus

@@ -106,12 +106,12 @@ def _version_key(release: str) -> list[Any]:
     return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", release)]
 
 
-def rootfs_kernel(rootfs: Path) -> tuple[str, Path]:
-    """The (release, bzImage) of the newest kernel installed in the rootfs."""
+def rootfs_kernel(rootfs: Path) -> Path:
+    """The bzImage of the newest kernel installed in the rootfs."""
     found = sorted(rootfs.glob("boot/vmlinuz-*"), key=lambda p: _version_key(p.name))
     if not found:
         raise BenchError(f"no kernel in {rootfs}/boot; add linux-image-amd64 to image.packages")
-    return found[-1].name.removeprefix("vmlinuz-"), found[-1]
+    return found[-1]
 
 
 def extract_vmlinux(bzimage: bytes) -> bytes:
@@ -123,17 +123,25 @@ def extract_vmlinux(bzimage: bytes) -> bytes:
     return lzma.LZMADecompressor().decompress(bzimage[start:])
 
 
-def has_pvh_entry(elf: bytes) -> bool:
-    """Whether an ELF kernel has the Xen PHYS32_ENTRY note QEMU needs to boot it directly (PVH)."""
+def _program_headers(elf: bytes) -> list[tuple[int, int, int]]:
+    """(p_type, p_offset, p_filesz) of each program header of an ELF64 file; [] if it is not one."""
     if elf[:5] != b"\x7fELF\x02":
-        return False
+        return []
     phoff, = struct.unpack_from("<Q", elf, 0x20)
     phentsize, phnum = struct.unpack_from("<HH", elf, 0x36)
+    headers = []
     for i in range(phnum):
         p_type, _, p_offset, _, _, p_filesz = struct.unpack_from("<IIQQQQ", elf, phoff + i * phentsize)
+        headers.append((p_type, p_offset, p_filesz))
+    return headers
+
+
+def has_pvh_entry(elf: bytes) -> bool:
+    """Whether an ELF kernel has the Xen PHYS32_ENTRY note QEMU needs to boot it directly (PVH)."""
+    for p_type, offset, size in _program_headers(elf):
         if p_type != 4:  # PT_NOTE
             continue
-        pos, end = p_offset, p_offset + p_filesz
+        pos, end = offset, offset + size
         while pos + 12 <= end:
             namesz, descsz, n_type = struct.unpack_from("<III", elf, pos)
             name = elf[pos + 12:pos + 12 + namesz].rstrip(b"\0")
@@ -141,6 +149,12 @@ def has_pvh_entry(elf: bytes) -> bool:
                 return True
             pos += 12 + (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
     return False
+
+
+def is_static_executable(elf: bytes) -> bool:
+    """An ELF executable without a program interpreter (PT_INTERP): it runs without a libc."""
+    headers = _program_headers(elf)
+    return bool(headers) and all(p_type != 3 for p_type, _, _ in headers)
 
 
 def kernel_release(vmlinux: bytes) -> str:
@@ -152,11 +166,8 @@ def kernel_release(vmlinux: bytes) -> str:
 
 
 def module_load_order(modules_dep: str, builtin: str, names: tuple[str, ...]) -> list[str]:
-    """Module files (relative to /lib/modules/<release>) to insmod for ``names``, dependencies first.
-
-    ``modules_dep`` and ``builtin`` are the kernel's modules.dep and modules.builtin; a name built
-    into the kernel needs no file. The result is what ``modprobe -a names`` would load, without
-    needing kmod on the host.
+    """The module files (relative to /lib/modules/<release>) ``modprobe -a names`` loads, dependencies
+    first, read from the kernel's modules.dep and modules.builtin (a built-in name needs no file).
     """
     def modname(path: str) -> str:
         return Path(path).name.removesuffix(".ko").replace("-", "_")
@@ -242,17 +253,17 @@ def ensure_guest_artifacts(rootfs: Path, image_key: str, images_dir: Path,
     target = images_dir / f"kvm-{key}"
     if (target / MANIFEST).exists():
         return read_json(target / MANIFEST)
-    for tool in ("mkfs.ext4", "cpio", "qemu-img"):
+    for tool in ("mkfs.ext4", "cpio"):
         if shutil.which(tool) is None:
             raise BenchError(f"{tool} not found; run ./install.sh first")
-    if not BUSYBOX.exists():
-        raise BenchError(f"{BUSYBOX} not found; install busybox-static")
+    if not (BUSYBOX.exists() and is_static_executable(BUSYBOX.read_bytes())):
+        raise BenchError(f"{BUSYBOX} is missing or dynamically linked; install busybox-static")
     images_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(dir=images_dir, prefix=f".kvm-{key}.", suffix=".partial"))
     try:
         if guest_kernel is None:
-            vmlinux = extract_vmlinux(rootfs_kernel(rootfs)[1].read_bytes())
+            vmlinux = extract_vmlinux(rootfs_kernel(rootfs).read_bytes())
         else:
             vmlinux = guest_kernel.read_bytes()
         if not has_pvh_entry(vmlinux):

@@ -11,8 +11,10 @@ Scale 2 words per element, Add and Triad 3), scalar 3.0, and STREAM's result val
 work like OpenMP's static schedule: each thread first-touches and processes its own contiguous
 share of every array, all threads meet at a barrier before and after each kernel, and thread 0 times
 the interval between the barriers, as the master thread does around an OpenMP parallel loop.
-Checked against hpcc's own STREAM on this host (single process, 68 MB arrays): 26.1/25.7/26.2/25.4
-GB/s here vs 18.8/25.1/24.9/24.4 GB/s for Copy/Scale/Add/Triad, i.e. the Lua loops are not slower.
+Checked against hpcc's own SingleSTREAM on this host at the same 68 MB arrays (one thread/process,
+Copy/Scale/Add/Triad): 26.1/25.7/26.2/25.4 and 23.7/22.7/17.2/23.3 GB/s here vs 18.8/25.1/24.9/24.4
+and 17.3/23.4/24.9/22.9 GB/s for hpcc, on a host shared with another user's load: the same range,
+so the Lua loops are bandwidth-bound as the C ones are, not interpreter-bound.
 """
 
 from __future__ import annotations
