@@ -11,7 +11,8 @@ has a static address from :func:`hostnet.address_for`.
 Acceleration: hardware KVM where the host has it, KVM with a user-supplied PVM guest kernel on a
 PVM host, otherwise unavailable, unless the config opts in to TCG emulation (labelled emulated:
 functional tests of the pipeline, never performance results). ``tuning: tuned`` is the paper's
-tuned KVM: host CPU model, vCPUs pinned 1:1, vhost-net.
+tuned KVM: host CPU model, vCPUs pinned 1:1, vhost-net where KVM and /dev/vhost-net allow it (the
+settings record the CPU mode and network backend actually used).
 """
 
 from __future__ import annotations
