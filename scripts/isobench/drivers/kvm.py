@@ -272,7 +272,7 @@ class KvmInstance(Instance):
     def _wait_agent(self, timeout: float) -> None:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if not self._alive():
+            if not self.alive():
                 self._keep_console()
                 raise InstanceError(f"guest {self.name} stopped while booting (accel={self.accel}); "
                                     f"console log: {self.saved_console}")
@@ -285,7 +285,7 @@ class KvmInstance(Instance):
         raise InstanceError(f"guest {self.name} did not answer the agent within {timeout:.0f} s "
                             f"(accel={self.accel}); console log: {self.saved_console}")
 
-    def _alive(self) -> bool:
+    def alive(self) -> bool:
         try:
             return bool(self._dom.isActive())
         except libvirtd.libvirt.libvirtError:  # a transient domain that stopped is gone
