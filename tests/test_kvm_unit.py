@@ -259,3 +259,9 @@ def test_daemon_pid_trusts_only_a_live_process_of_that_name(tmp_path):
 
 def test_stop_started_without_a_record_stops_nothing(tmp_path):
     assert libvirtd.stop_started(tmp_path) == []
+
+
+def test_tcg_guests_get_a_calibrated_tsc_and_kvm_guests_do_not():
+    """Without it a TCG guest falls back to jiffies and every latency is 0 or 4 ms."""
+    assert "tsc_early_khz=2596142 tsc=reliable" in guest_cmdline("10.1.2.20", "10.1.2.0/24", 2596142)
+    assert "tsc" not in guest_cmdline("10.1.2.20", "10.1.2.0/24")

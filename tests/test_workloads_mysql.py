@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from isobench.drivers.base import Endpoint, Instance
-from isobench.errors import InstanceError, ParseError
+from isobench.errors import ConfigError, InstanceError, ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.mysql import MARK, PORT, SOCKET, Mysql
 from isobench.workloads.net_bandwidth import END
@@ -129,6 +129,13 @@ def test_prepare_makes_datadir_server_user_and_tables():
                             f"--mysql-port={PORT} --mysql-user=sbtest --mysql-password=sbtest --mysql-db=sbtest "
                             "--tables=2 --table-size=10000 --threads=2 prepare"]
     assert ctx.facts["dataset_mib"] == "5" and ctx.facts["mysql_endpoint"] == f"10.9.8.7:{PORT}"
+
+
+def test_tables_larger_than_the_buffer_pool_are_refused():
+    inst = FakeInst([("ss -Hltnp", 0, "55\n"), ("information_schema", 0, "2000000\t480\n")])
+    ctx = Context(inst=inst, client=lambda: FakeInst(), cache_dir=Path("/x"), facts={})
+    with pytest.raises(ConfigError, match="buffer pool"):
+        Mysql("mysql", {**PARAMS, "table_size": 1000000}).prepare(ctx)
 
 
 def test_failed_table_creation_is_an_error():

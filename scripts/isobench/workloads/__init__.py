@@ -11,7 +11,7 @@ from .randomaccess import RandomAccess
 from .redis import Redis
 from .stream import Stream
 
-KINDS: dict[str, type[Workload]] = {w.kind: w for w in (Compression, Fio)}
-KINDS.update({w.kind: w for w in (Linpack, Stream, RandomAccess, NetBandwidth, NetLatency, Redis, Mysql)})
+KINDS: dict[str, type[Workload]] = {w.kind: w for w in (Compression, Fio, Linpack, Stream, RandomAccess,
+                                                         NetBandwidth, NetLatency, Redis, Mysql)}
 
 __all__ = ["KINDS", "Context", "Metric", "Sample", "Workload"]

@@ -17,7 +17,7 @@ import shlex
 from typing import Any
 
 from ..drivers.base import DATA_DIR
-from ..errors import InstanceError, ParseError
+from ..errors import ConfigError, InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
 from .net_bandwidth import END, lines, start_server
 
@@ -108,8 +108,13 @@ class Mysql(Workload):
         rows = inst.exec(["mariadb", f"--socket={SOCKET}", "-uroot", "-N", "-e",
                           f"SELECT SUM(TABLE_ROWS), ROUND(SUM(DATA_LENGTH + INDEX_LENGTH) / 1048576) "
                           f"FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{DB}'"], timeout=120)
+        size = (rows.stdout.split() or ["?", "?"])[-1]
         ctx.facts.update(mysql_endpoint=f"{ep.host}:{ep.port}", sysbench_tables=p["tables"],
-                         sysbench_table_size=p["table_size"], dataset_mib=(rows.stdout.split() or ["?", "?"])[-1])
+                         sysbench_table_size=p["table_size"], dataset_mib=size)
+        if size.isdigit() and int(size) > 0.9 * p["buffer_pool_mib"]:
+            raise ConfigError(f"mysql: the tables take {size} MiB, more than the buffer pool "
+                              f"(buffer_pool_mib={p['buffer_pool_mib']}) holds, so reads would hit the disk; "
+                              f"raise buffer_pool_mib or lower tables/table_size")
 
     def argv(self, test: str, threads: int, host: str, port: int) -> list[str]:
         return ["sysbench", test, *self.conn_args(host, port), f"--threads={threads}",

@@ -9,7 +9,7 @@ environment transmits). The metric is the receiver's goodput over ``seconds``. T
 second machine over 10 GbE, where every setup reached line rate and the difference showed only in
 CPU cycles per byte; here the path is on one host, so the rate itself is CPU-bound and shows it.
 
-Both ends give up on a stalled transfer after 5 s without progress (iperf3's send/receive
+Both ends give up on a stalled transfer after 5-10 s without progress (iperf3's send/receive
 timeouts), and a direction that failed or stalled is run again, up to three attempts. Every
 attempt stays in the raw output, and the parser takes the last attempt of each direction.
 """
