@@ -16,7 +16,7 @@ from isobench.errors import ConfigError
 def test_default_config_loads_and_resolves_the_quick_profile(default_raw):
     cfg = config.load(default_raw)
     assert cfg.profile == "quick"
-    assert cfg.workloads["compression"]["corpus_mib"] == 64          # {quick: 64, full: 1024}
+    assert cfg.workloads["compression"]["corpus_mib"] == 32          # {quick: 32, full: 1024}
     assert cfg.workloads["fio_randread"]["numjobs"] == 1
     assert cfg.environments["lxc_nat"] == {"driver": "lxc", "net": "nat", "storage": "rootfs"}
     assert cfg.run_environments[0] == "native"

@@ -43,7 +43,7 @@ def test_known_numbers_transcribed(data):
     assert fig("fio_randread_16x8", "read_iops", "kvm").ratio == pytest.approx(0.549, abs=0.001)
     assert fig("redis", "set_rps", "docker_nat", "connections=10").ratio == pytest.approx(70.3 / 106, abs=1e-3)
     assert fig("mysql", "tps", "kvm", "threads=90").ratio == pytest.approx(4660 / 12428)
-    assert fig("netperf_tcp_rr", "latency", "docker_nat").ratio == 2.0
+    assert fig("netperf_rr", "tcp_mean", "docker_nat").ratio == 2.0
 
 
 def test_load_rejects_a_figure_without_source(tmp_path):
@@ -98,10 +98,13 @@ def test_workload_mapping_by_kind_and_params(data):
     assert iops.entry.id == "fio_randread_16x8" and "numjobs=8" in iops.note  # nearest job, noted
     assert "metric not in the paper" in paper.find_metric(data, fio, "read_bw").note
     assert "workload not in the paper" in paper.find_metric(data, {"kind": "sleep", "params": {}}, "x").note
-    udp = paper.find_metric(data, {"kind": "net_latency", "params": {"protocol": "udp"}}, "latency")
-    assert udp.entry.id == "netperf_udp_rr"
-    tcp = paper.find_metric(data, {"kind": "net_latency", "params": {"protocol": "tcp"}}, "rtt")  # alias
-    assert tcp.entry.id == "netperf_tcp_rr"
+    # the workload modules' own metric names (tests/fixtures: net_latency, net_bandwidth, mysql)
+    udp = paper.find_metric(data, {"kind": "net_latency", "params": {}}, "udp_mean")
+    assert udp.entry.id == "netperf_rr" and udp.spec.name == "udp_mean"
+    tcp = paper.find_metric(data, {"kind": "net_latency", "params": {}}, "rtt")  # alias of tcp_mean
+    assert tcp.spec.name == "tcp_mean"
+    assert paper.find_metric(data, {"kind": "net_bandwidth", "params": {}}, "to_env").entry.id == "nuttcp"
+    assert paper.find_metric(data, {"kind": "mysql", "params": {}}, "read_only_tps").spec.name == "tps"
     stream = paper.find_metric(data, {"kind": "stream", "params": {}}, "triad")
     assert stream.spec.name == "triad"
 
