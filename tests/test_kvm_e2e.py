@@ -166,7 +166,7 @@ def test_guest_without_agent_in_time_is_destroyed(paths):
 
 def test_guest_that_dies_while_booting_fails_fast(paths, monkeypatch):
     # no such init: the kernel panics, panic=-1 reboots and on_reboot=destroy ends the domain
-    monkeypatch.setattr(kvm, "guest_cmdline", lambda ip, subnet: "console=ttyS0 panic=-1 rdinit=/no-such-init")
+    monkeypatch.setattr(kvm, "guest_cmdline", lambda ip, subnet, tsc_khz=None: "console=ttyS0 panic=-1 rdinit=/no-such-init")
     t0 = time.monotonic()
     with pytest.raises(InstanceError, match="stopped while booting") as err:
         driver(paths).start("isobench-kvm_e2e-dead")

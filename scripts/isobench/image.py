@@ -65,10 +65,16 @@ def ensure_rootfs(spec: dict[str, Any], images_dir: Path, timeout: float = 1800)
     t0 = time.monotonic()
     proc = run(mmdebstrap_argv(spec, tmp), timeout=timeout, check=False)
     if proc.returncode != 0:
+        # apt reports a full disk in many words ("IO Error saving source cache", "No space
+        # left"); the free space on the target filesystem says it plainly
+        st = os.statvfs(images_dir)
+        full = st.f_bavail * st.f_frsize < 64 * 1024 * 1024
         shutil.rmtree(tmp, ignore_errors=True)
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
-        hint = " (disk full?)" if any("No space left" in t for t in tail) else ""
-        raise BenchError(f"image build failed{hint}: {' | '.join(tail)[:600]}")
+        if full or any("No space left" in t for t in tail):
+            raise BenchError(f"image build failed: disk full in {images_dir} (an image needs about 1.2 GB); "
+                             f"free space there or set state_dir elsewhere")
+        raise BenchError(f"image build failed: {' | '.join(tail)[:600]}")
     shutil.rmtree(target, ignore_errors=True)
     os.rename(tmp, target)
     versions = dpkg_versions(target)
