@@ -4,7 +4,6 @@ leave nothing behind on the host, and say what went wrong in one line."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal

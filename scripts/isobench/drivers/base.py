@@ -15,7 +15,10 @@ workload ever asks which driver runs it. A workload sees only an :class:`Instanc
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import signal
+import subprocess
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -114,6 +117,20 @@ class Instance(ABC):
                          time.monotonic() - t0)
         log.debug("%s: %s -> %d (%.3fs)", self.name, shlex.join(argv)[:200], rc, res.seconds)
         return res
+
+    def _host_exec(self, cmd: Sequence[str], timeout: float, input: bytes | None,
+                   what: str) -> tuple[int, bytes, bytes]:
+        """Run a host command that enters the instance (chroot, lxc-attach); on timeout kill its
+        whole process group and raise."""
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {what}")
+        return proc.returncode, out, err
 
     def sh(self, script: str, *, timeout: float = 600, input: bytes | None = None) -> ExecResult:
         """Run a POSIX shell snippet inside."""

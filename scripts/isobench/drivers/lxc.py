@@ -14,8 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import signal
-import subprocess
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -159,15 +157,7 @@ class LxcInstance(Instance):
         cmd = ["lxc-attach", "-P", str(self.lxcpath), "-n", self.name, "--clear-env",
                "--set-var", f"PATH={GUEST_PATH}", "--set-var", "HOME=/root", "--set-var", "LC_ALL=C",
                "--", *argv]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
-        return proc.returncode, out, err
+        return self._host_exec(cmd, timeout, input, argv[0])
 
     def alive(self) -> bool:
         proc = run(["lxc-info", "-P", str(self.lxcpath), "-n", self.name, "-s", "-H"], check=False, timeout=30)

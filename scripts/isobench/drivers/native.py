@@ -7,13 +7,9 @@ execute byte-identical binaries. /data is a plain host directory (the host's own
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import InstanceError
 from ..util import run
 from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance
 from .mounts import mount_overlay, remove_tree
@@ -43,15 +39,7 @@ class NativeInstance(Instance):
     def _exec(self, argv: Sequence[str], timeout: float, input: bytes | None):
         cmd = ["chroot", str(self.root), "/usr/bin/env", "-i", f"PATH={GUEST_PATH}", "HOME=/root",
                "LC_ALL=C", *argv]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = proc.communicate(input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {argv[0]}")
-        return proc.returncode, out, err
+        return self._host_exec(cmd, timeout, input, argv[0])
 
     def endpoint(self, port: int) -> Endpoint:
         return Endpoint("127.0.0.1", port)
