@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
+from isobench import libvirtd
 from isobench.schema import SCHEMA
 
 pytestmark = pytest.mark.e2e
@@ -42,8 +43,9 @@ def snakemake(workdir: Path, *flags: str, configs=(TINY,), check=True) -> subpro
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     wd = tmp_path_factory.mktemp("pipeline")
+    firewall_was_clean = not libvirtd.libvirt_chains() and not libvirtd.answers()
     proc = snakemake(wd)
-    return wd, proc
+    return wd, proc, firewall_was_clean
 
 
 def cells(wd: Path) -> list[Path]:
@@ -51,13 +53,13 @@ def cells(wd: Path) -> list[Path]:
 
 
 def test_every_env_and_workload_has_a_cell(run):
-    wd, _ = run
+    wd, *_ = run
     found = {(p.parts[-3], p.parts[-2]) for p in cells(wd)}
     assert found == {(e, w) for e in ENVS for w in WORKLOADS}
 
 
 def test_cells_follow_the_schema_and_hold_plausible_numbers(run):
-    wd, _ = run
+    wd, *_ = run
     for path in cells(wd):
         table = pq.read_table(path)
         assert table.schema.equals(SCHEMA, check_metadata=False), path
@@ -76,7 +78,7 @@ def test_cells_follow_the_schema_and_hold_plausible_numbers(run):
 
 
 def test_lxc_variants_record_their_settings(run):
-    wd, _ = run
+    wd, *_ = run
     df = pd.concat(pd.read_parquet(p) for p in cells(wd))
     by_env = {e: json.loads(s) for e, s in df.groupby("env").settings.first().items()}
     assert by_env["lxc_nat"]["net"] == "nat" and by_env["lxc_volume"]["storage"] == "volume"
@@ -85,7 +87,7 @@ def test_lxc_variants_record_their_settings(run):
 
 
 def test_warmup_saw_the_configured_limits(run):
-    wd, _ = run
+    wd, *_ = run
     for env in ENVS[1:]:
         rec = json.loads((wd / "results" / "warmup" / f"{env}.json").read_text())
         assert rec["inside"]["nproc"] == 2
@@ -96,7 +98,7 @@ def test_warmup_saw_the_configured_limits(run):
 
 
 def test_raw_output_is_kept(run):
-    wd, _ = run
+    wd, *_ = run
     raw = wd / "results" / "raw" / "native" / "compression" / "rep-1"
     assert (raw / "iter-01.warmup.out").read_text().startswith("$ s=$(date")
     meta = json.loads((raw / "cell.json").read_text())
@@ -104,7 +106,7 @@ def test_raw_output_is_kept(run):
 
 
 def test_aggregate_and_report(run):
-    wd, proc = run
+    wd, proc, _ = run
     summary = pd.read_csv(wd / "results" / "aggregate" / "summary.csv")
     assert set(summary.env) == set(ENVS)
     html = (wd / "results" / "report" / "report.html").read_text()
@@ -115,13 +117,13 @@ def test_aggregate_and_report(run):
 
 
 def test_second_run_does_nothing(run):
-    wd, _ = run
+    wd, *_ = run
     proc = snakemake(wd, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
 def test_changed_fio_parameter_reruns_only_fio_cells(run):
-    wd, _ = run
+    wd, *_ = run
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
     warm_before = {p: p.stat().st_mtime_ns for p in (wd / "results" / "warmup").glob("*.json")}
     snakemake(wd, configs=(TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml"))
@@ -147,3 +149,8 @@ def test_no_project_objects_left_on_the_host(run):
     assert "isobench-net" not in nets
     qemus = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert "guest=isobench-" not in qemus
+    rules = "".join(subprocess.run(["iptables", "-t", t, "-S"], capture_output=True, text=True).stdout
+                    for t in ("filter", "nat", "mangle"))
+    assert "ISOBENCH" not in rules and "isobench" not in rules
+    if run[2]:      # the pipeline started libvirtd on a clean host: libvirt's chains go too
+        assert "LIBVIRT_" not in rules

@@ -109,6 +109,9 @@ def ensure_running(state_dir: Path, timeout: float = 20) -> None:
         if started:
             state_dir.mkdir(parents=True, exist_ok=True)
             record = state_dir / STATE_FILE
+            # libvirt adds LIBVIRT_* chains when a network starts and leaves them empty after;
+            # if none existed before we started it, ours is the run that should remove them
+            started["firewall_was_clean"] = not libvirt_chains()
             write_json(record, {**(read_json(record) if record.exists() else {}), **started})
         end = time.monotonic() + timeout
         while not answers():
@@ -148,5 +151,34 @@ def stop_started(state_dir: Path, timeout: float = 10) -> list[str]:
             if daemon_pid(name, pidfile) == pid:
                 os.kill(pid, signal.SIGKILL)
             stopped.append(f"{name} (pid {pid})")
+        if pids.get("firewall_was_clean") and "libvirtd" in pids:
+            stopped += remove_empty_libvirt_chains()
         record.unlink()
     return stopped
+
+
+def libvirt_chains() -> list[tuple[str, str]]:
+    """(table, chain) of every LIBVIRT_* iptables chain on the host."""
+    found = []
+    for table in ("filter", "nat", "mangle"):
+        proc = run(["iptables", "-w", "5", "-t", table, "-S"], check=False)
+        for line in proc.stdout.decode().splitlines():
+            if line.startswith("-N LIBVIRT_"):
+                found.append((table, line.split()[1]))
+    return found
+
+
+def remove_empty_libvirt_chains() -> list[str]:
+    """Remove the LIBVIRT_* chains (and the jumps to them) once they hold no rule."""
+    removed = []
+    for table, chain in libvirt_chains():
+        rules = run(["iptables", "-w", "5", "-t", table, "-S", chain], check=False).stdout.decode().splitlines()
+        if any(r.startswith("-A ") for r in rules):
+            continue
+        listing = run(["iptables", "-w", "5", "-t", table, "-S"], check=False).stdout.decode().splitlines()
+        for rule in listing:
+            if rule.startswith("-A ") and rule.endswith(f"-j {chain}"):
+                run(["iptables", "-w", "5", "-t", table, "-D", *rule.split()[1:]], check=False)
+        run(["iptables", "-w", "5", "-t", table, "-X", chain], check=False)
+        removed.append(f"empty libvirt chain {table}/{chain}")
+    return removed
