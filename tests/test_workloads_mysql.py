@@ -6,42 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from isobench.drivers.base import Endpoint, Instance
 from isobench.errors import ConfigError, InstanceError, ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.mysql import MARK, PORT, SOCKET, Mysql
 from isobench.workloads.net_bandwidth import END
 
+from fakes import FakeInst  # noqa: E402
+
 FIX = Path(__file__).parent / "fixtures" / "mysql"
 PARAMS = json.loads((FIX / "params.json").read_text())
 GOOD = sorted(FIX.glob("*-iter-*.out"))
 FAILED = sorted(FIX.glob("*-failed*.out"))
-
-
-class FakeInst(Instance):
-    """Records every command; answers by the first key found in the command line."""
-
-    def __init__(self, answers=(), bind="10.9.8.7"):
-        super().__init__("fake")
-        self.answers, self.bind, self.calls = list(answers), bind, []
-
-    def _exec(self, argv, timeout, input):
-        line = " ".join(argv)
-        self.calls.append(line)
-        for key, rc, out in self.answers:
-            if key in line:
-                return rc, out.encode(), b""
-        return 0, b"", b""
-
-    def endpoint(self, port):
-        return Endpoint(self.bind, port)
-
-    @property
-    def bind_address(self):
-        return self.bind
-
-    def _teardown(self):
-        pass
 
 
 def sysbench_block(raw, test, threads):

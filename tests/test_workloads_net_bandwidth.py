@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from isobench.drivers.base import Endpoint, Instance
 import isobench.workloads.net_bandwidth as mod
 from isobench.errors import InstanceError, ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.net_bandwidth import END, MARK, PORT, NetBandwidth
+
+from fakes import FakeInst  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "net_bandwidth"
 PARAMS = json.loads((FIX / "params.json").read_text())
@@ -24,36 +25,6 @@ def blocks(raw):
     marks = list(MARK.finditer(raw))
     return {m["d"]: raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else raw.rindex(END)]
             .lstrip("\n").split("\n", 1)[1] for i, m in enumerate(marks)}
-
-
-class FakeInst(Instance):
-    """Records every command; answers by the first key found in the command line."""
-
-    def __init__(self, answers=(), bind="10.9.8.7"):
-        super().__init__("fake")
-        self.answers, self.bind, self.calls = list(answers), bind, []
-
-    def _exec(self, argv, timeout, input):
-        line = " ".join(argv)
-        self.calls.append(line)
-        for i, (key, rc, out) in enumerate(self.answers):
-            if key in line:
-                if isinstance(out, list):  # a sequence of answers, one per call
-                    out = out.pop(0) if len(out) > 1 else out[0]
-                if isinstance(out, Exception):
-                    raise out
-                return rc, out.encode(), b""
-        return 0, b"", b""
-
-    def endpoint(self, port):
-        return Endpoint(self.bind, port + 10000)
-
-    @property
-    def bind_address(self):
-        return self.bind
-
-    def _teardown(self):
-        pass
 
 
 def test_registered_with_declared_params():
@@ -112,7 +83,7 @@ def test_short_transfer_raises():
 
 
 def test_server_binds_to_the_instance_address_only():
-    inst = FakeInst([("ss -Hltnp", 0, "4242\n")])
+    inst = FakeInst([("ss -Hltnp", 0, "4242\n")], port_offset=10000)
     ctx = Context(inst=inst, client=lambda: pytest.fail("prepare needs no client"), cache_dir=Path("/x"), facts={})
     NetBandwidth("nb", PARAMS).prepare(ctx)
     spawn = next(c for c in inst.calls if "iperf3 -s" in c)
@@ -131,7 +102,7 @@ def test_iteration_round_trip_with_a_retry(monkeypatch):
     good = blocks(GOOD[0].read_text())
     busy = '{"start": {}, "error": "the server is busy running a test. try again later"}\n'
     client = FakeInst([(" -R ", 0, [busy, good["from_env"]]), ("iperf3 -c", 0, good["to_env"])])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = Context(inst=FakeInst(port_offset=10000), client=lambda: client, cache_dir=Path("/x"), facts={})
     monkeypatch.setattr(mod.time, "sleep", lambda s: None)
     raw = NetBandwidth("nb", PARAMS).run_iteration(ctx)
     assert [(m["d"], m["n"]) for m in MARK.finditer(raw)] == [("to_env", "1"), ("from_env", "1"), ("from_env", "2")]
@@ -146,7 +117,7 @@ def test_stalled_client_is_recorded_and_retried(monkeypatch):
     good = blocks(GOOD[0].read_text())
     stall = InstanceError("client: command timed out after 31s: iperf3")
     client = FakeInst([(" -R ", 0, good["from_env"]), ("iperf3 -c", 0, [stall, stall, stall])])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = Context(inst=FakeInst(port_offset=10000), client=lambda: client, cache_dir=Path("/x"), facts={})
     monkeypatch.setattr(mod.time, "sleep", lambda s: None)
     raw = NetBandwidth("nb", PARAMS).run_iteration(ctx)
     assert len(re.findall(r"direction=to_env attempt=\d exit=124", raw)) == 3

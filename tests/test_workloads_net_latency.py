@@ -7,42 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from isobench.drivers.base import Endpoint, Instance
 from isobench.errors import ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.net_bandwidth import END
 from isobench.workloads.net_latency import PERL, PORT, SCRIPT, NetLatency
 
+from fakes import FakeInst  # noqa: E402
+
 FIX = Path(__file__).parent / "fixtures" / "net_latency"
 PARAMS = json.loads((FIX / "params.json").read_text())
 GOOD = sorted(FIX.glob("*-iter-*.out"))
 FAILED = sorted(FIX.glob("*-failed*.out"))
-
-
-class FakeInst(Instance):
-    """Records every command; answers by the first key found in the command line."""
-
-    def __init__(self, answers=(), bind="10.9.8.7"):
-        super().__init__("fake")
-        self.answers, self.bind, self.calls = list(answers), bind, []
-
-    def _exec(self, argv, timeout, input):
-        line = " ".join(argv)
-        self.calls.append((line, input))
-        for key, rc, out in self.answers:
-            if key in line:
-                return rc, out.encode(), b""
-        return 0, b"", b""
-
-    def endpoint(self, port):
-        return Endpoint(self.bind, port)
-
-    @property
-    def bind_address(self):
-        return self.bind
-
-    def _teardown(self):
-        pass
 
 
 def test_registered_with_declared_params():
@@ -107,11 +82,11 @@ def test_prepare_installs_both_ends_and_binds_servers_to_the_instance_address():
     ctx = Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={})
     NetLatency("nl", PARAMS).prepare(ctx)
     for i in (inst, client):
-        assert any(inp == PERL.encode() and SCRIPT in line for line, inp in i.calls)
-    spawns = [line for line, _ in inst.calls if f"perl {SCRIPT} server" in line and "nohup" in line]
+        assert any(inp == PERL.encode() and SCRIPT in line for line, inp in zip(i.calls, i.inputs))
+    spawns = [line for line in inst.calls if f"perl {SCRIPT} server" in line and "nohup" in line]
     assert len(spawns) == 2
     assert all(f"10.9.8.7 {PORT} 100 200" in s for s in spawns) and "0.0.0.0" not in " ".join(spawns)
-    waits = [line for line, _ in inst.calls if "ss -Hl" in line]
+    waits = [line for line in inst.calls if "ss -Hl" in line]
     assert any("ss -Hltnp" in w for w in waits) and any("ss -Hlunp" in w for w in waits)
 
 
@@ -121,7 +96,7 @@ def test_iteration_round_trip():
     ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
     raw = NetLatency("nl", PARAMS).run_iteration(ctx)
     assert raw.endswith(END)
-    assert [c for c, _ in client.calls] == [f"perl {SCRIPT} client {p} 10.9.8.7 {PORT} 100 200 0.5" for p in ("tcp", "udp")]
+    assert client.calls == [f"perl {SCRIPT} client {p} 10.9.8.7 {PORT} 100 200 0.5" for p in ("tcp", "udp")]
     assert {s.metric: s.value for s in NetLatency.parse(raw, PARAMS)}["udp_p99"] == 40.0
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from isobench.drivers.base import Endpoint, Instance
 from isobench.errors import InstanceError, ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.net_bandwidth import END
 from isobench.workloads.redis import MARK, PORT, Redis
+
+from fakes import FakeInst  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "redis"
 PARAMS = json.loads((FIX / "params.json").read_text())
@@ -19,32 +20,6 @@ FAILED = sorted(FIX.glob("*-failed*.out"))
 CSV = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",'
        '"max_latency_ms"\n"SET","50000.00","0.100","0.020","0.095","0.150","0.200","1.000"\n'
        '"GET","52000.00","0.090","0.020","0.087","0.140","0.190","0.900"\n')
-
-
-class FakeInst(Instance):
-    """Records every command; answers by the first key found in the command line."""
-
-    def __init__(self, answers=(), bind="10.9.8.7"):
-        super().__init__("fake")
-        self.answers, self.bind, self.calls = list(answers), bind, []
-
-    def _exec(self, argv, timeout, input):
-        line = " ".join(argv)
-        self.calls.append(line)
-        for key, rc, out in self.answers:
-            if key in line:
-                return rc, out.encode(), b""
-        return 0, b"", b""
-
-    def endpoint(self, port):
-        return Endpoint(self.bind, port)
-
-    @property
-    def bind_address(self):
-        return self.bind
-
-    def _teardown(self):
-        pass
 
 
 def test_registered_with_declared_params():
