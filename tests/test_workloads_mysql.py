@@ -9,7 +9,7 @@ import pytest
 from isobench.errors import ConfigError, InstanceError, ParseError
 from isobench.workloads import KINDS, Context
 from isobench.workloads.mysql import MARK, PORT, SOCKET, Mysql
-from isobench.workloads.net_bandwidth import END
+from isobench.workloads.servers import END
 
 from fakes import FakeInst  # noqa: E402
 

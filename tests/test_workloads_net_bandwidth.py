@@ -10,7 +10,8 @@ import pytest
 import isobench.workloads.net_bandwidth as mod
 from isobench.errors import InstanceError, ParseError
 from isobench.workloads import KINDS, Context
-from isobench.workloads.net_bandwidth import END, MARK, PORT, NetBandwidth
+from isobench.workloads.net_bandwidth import MARK, PORT, NetBandwidth
+from isobench.workloads.servers import END
 
 from fakes import FakeInst  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 from isobench.errors import ParseError
 from isobench.workloads import KINDS, Context
-from isobench.workloads.net_bandwidth import END
+from isobench.workloads.servers import END
 from isobench.workloads.net_latency import PERL, PORT, SCRIPT, NetLatency
 
 from fakes import FakeInst  # noqa: E402

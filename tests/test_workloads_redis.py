@@ -8,7 +8,7 @@ import pytest
 
 from isobench.errors import InstanceError, ParseError
 from isobench.workloads import KINDS, Context
-from isobench.workloads.net_bandwidth import END
+from isobench.workloads.servers import END
 from isobench.workloads.redis import MARK, PORT, Redis
 
 from fakes import FakeInst  # noqa: E402

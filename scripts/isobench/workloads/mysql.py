@@ -19,7 +19,7 @@ from typing import Any
 from ..drivers.base import DATA_DIR
 from ..errors import ConfigError, InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import END, lines, start_server
+from .servers import END, lines, require_end, start_server
 
 PORT = 13306
 DATADIR = f"{DATA_DIR}/mysql"
@@ -135,8 +135,7 @@ class Mysql(Workload):
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
-        if not raw.endswith(END):
-            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
+        require_end(cls.kind, raw)
         marks = list(MARK.finditer(raw))
         tests = params.get("tests") or ["oltp_read_only", "oltp_read_write"]
         threads = params.get("threads") or [int(m["t"]) for m in marks]

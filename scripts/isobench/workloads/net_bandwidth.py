@@ -20,11 +20,11 @@ import json
 import re
 import shlex
 import time
-from typing import Any, Sequence
+from typing import Any
 
-from ..drivers.base import Instance
 from ..errors import InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
+from .servers import END, lines, require_end, start_server
 
 PORT = 15201
 STALL_MS = 5000
@@ -33,32 +33,6 @@ DIRECTIONS = {"to_env": ["--snd-timeout", str(STALL_MS)],
               "from_env": ["-R", "--snd-timeout", str(STALL_MS), "--rcv-timeout", str(STALL_MS)]}
 MARK = re.compile(r"^### isobench direction=(?P<d>\w+) attempt=(?P<n>\d+) exit=(?P<rc>\d+)$", re.M)
 ATTEMPTS = 3
-END = "### isobench end\n"
-
-
-def lines(text: str) -> str:
-    """Tool output as complete lines, so the next marker always starts a line."""
-    return text if not text or text.endswith("\n") else text + "\n"
-
-
-def start_server(inst: Instance, argv: Sequence[str], *, tag: str, port: int, proto: str = "tcp",
-                 timeout: float = 60.0) -> int:
-    """Start a server inside ``inst`` and wait until *that process* listens on ``port``.
-
-    A listener on the port that belongs to another process (a leftover, another user of the host
-    network) is not accepted: the check matches the pid that ``spawn`` recorded. Returns the pid.
-    """
-    inst.spawn(list(argv), tag=tag)
-    flag = "t" if proto == "tcp" else "u"
-    script = (f"p=$(cat /tmp/{tag}.pid); end=$(( $(date +%s) + {int(timeout)} )); "
-              f"while [ $(date +%s) -lt $end ]; do "
-              f"kill -0 $p 2>/dev/null || {{ echo \"exited: $(tail -n 3 /tmp/{tag}.log | tr '\\n' ' ')\"; exit 1; }}; "
-              f"ss -Hl{flag}np \"sport = :{port}\" | grep -q \"pid=$p,\" && {{ echo $p; exit 0; }}; "
-              f"sleep 0.1; done; echo \"not listening on port {port} after {int(timeout)} s\"; exit 1")
-    res = inst.sh(script, timeout=timeout + 30)
-    if res.returncode != 0:
-        raise InstanceError(f"{tag} in {inst.name}: {res.stdout.strip()[-300:]}")
-    return int(res.stdout.split()[-1])
 
 
 class NetBandwidth(Workload):
@@ -105,8 +79,7 @@ class NetBandwidth(Workload):
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
-        if not raw.endswith(END):
-            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
+        require_end(cls.kind, raw)
         marks = list(MARK.finditer(raw))
         found = sorted({m["d"] for m in marks})
         if found != sorted(DIRECTIONS):

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import END, lines, start_server
+from .servers import END, lines, require_end, start_server
 
 PORT = 15301
 SCRIPT = "/tmp/isobench-rr.pl"
@@ -139,8 +139,7 @@ class NetLatency(Workload):
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
-        if not raw.endswith(END):
-            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
+        require_end(cls.kind, raw)
         marks = list(MARK.finditer(raw))
         want = list(params.get("protocols") or PROTOCOLS)
         if [m["proto"] for m in marks] != want:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..errors import InstanceError, ParseError
 from .base import Context, Metric, Sample, Workload
-from .net_bandwidth import END, lines, start_server
+from .servers import END, lines, require_end, start_server
 
 PORT = 16379
 #: -t names and the test names redis-benchmark prints for them
@@ -96,8 +96,7 @@ class Redis(Workload):
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
-        if not raw.endswith(END):
-            raise ParseError(f"{cls.kind}: output does not end with the end marker (truncated or cut off)")
+        require_end(cls.kind, raw)
         marks = list(MARK.finditer(raw))
         for m in marks:
             if int(m["rc"]) != 0 or m["flush"] != "OK":
