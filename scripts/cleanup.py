@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from isobench import libvirtd  # noqa: E402
 from isobench.cell import cleanup_all  # noqa: E402
 from isobench.drivers.base import StatePaths  # noqa: E402
 
@@ -23,11 +24,7 @@ from isobench.drivers.base import StatePaths  # noqa: E402
 def main(state_dir: str, images: bool = False) -> list[str]:
     paths = StatePaths(Path(state_dir))
     removed = cleanup_all(paths)
-    try:
-        from isobench import libvirtd
-        removed += libvirtd.stop_started(paths.root)
-    except ImportError:
-        pass
+    removed += libvirtd.stop_started(paths.root)
     if images and paths.images.exists():
         shutil.rmtree(paths.images)
         removed.append(f"image cache {paths.images}")

@@ -22,6 +22,8 @@ def virtualization() -> str:
 
 
 def cgroup_layout() -> str:
+    """'v2' on a pure cgroup2 host, 'v1' on a legacy or hybrid one (where /sys/fs/cgroup is a tmpfs
+    of v1 hierarchies and cgroup2, if any, is mounted below it): the rule LXC itself applies."""
     return "v2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "v1"
 
 

@@ -12,12 +12,12 @@ family of the host's layout and are read back after start: a limit that did not 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BenchError, InstanceError
+from ..hostinfo import cgroup_layout
 from ..util import run
 from . import hostnet
 from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, wait_until
@@ -28,15 +28,6 @@ log = logging.getLogger("isobench")
 NAME_PREFIX = "isobench-"
 BRIDGE = "isobench0"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def cgroup_layout() -> str:
-    """'v2' on a pure cgroup2 host, 'v1' on a legacy or hybrid one (LXC's own rule)."""
-    return "v2" if os.statvfs(CGROUP_ROOT) and _fstype(CGROUP_ROOT) == "cgroup2fs" else "v1"
-
-
-def _fstype(path: Path) -> str:
-    return run(["stat", "-fc", "%T", str(path)]).stdout.decode().strip()
 
 
 def limit_keys(limits: Limits, layout: str) -> dict[str, str]:
