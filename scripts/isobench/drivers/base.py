@@ -98,6 +98,16 @@ class StatePaths:
         return self.instances / name
 
 
+def hostname_for(name: str) -> str:
+    """A valid host name (RFC 1123: letters, digits, hyphens; at most 63) for an instance name.
+
+    Instance names carry the environment name, which may hold underscores; tools that parse host
+    names refuse those (Open MPI's mpirun aborts with an ORTE internal error), so the name an
+    environment shows to its programs maps every other character to a hyphen."""
+    label = "".join(c if c.isascii() and (c.isalnum() or c == "-") else "-" for c in name.lower())
+    return label[:63].strip("-") or "isobench"
+
+
 class Instance(ABC):
     """A running environment. Use as a context manager so ``stop()`` runs on every path."""
 

@@ -20,7 +20,7 @@ from ..errors import BenchError, InstanceError
 from ..hostinfo import cgroup_layout
 from ..util import run
 from . import hostnet
-from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, wait_until
+from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
 from .mounts import remove_tree
 
 log = logging.getLogger("isobench")
@@ -93,7 +93,7 @@ class LxcInstance(Instance):
         lines = {
             "lxc.include": "/usr/share/lxc/config/common.conf",
             "lxc.arch": "x86_64",
-            "lxc.uts.name": self.name[:63],
+            "lxc.uts.name": hostname_for(self.name),
             "lxc.rootfs.path": f"overlay:{driver.image['rootfs']}:{delta}",
             "lxc.init.cmd": "/usr/bin/tini -s -- /bin/sleep infinity",
             "lxc.apparmor.profile": "unconfined",
