@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from leftovers import host_leftovers
 from isobench import cell, image
 from isobench.drivers import KINDS as DRIVERS
 from isobench.drivers.base import Limits, StatePaths
@@ -58,13 +59,7 @@ def measuring(wd: Path) -> bool:
 
 
 def project_leftovers() -> list[str]:
-    left = []
-    if LXCPATH.exists():
-        left += [p.name for p in LXCPATH.glob("isobench-*")]
-    left += [m for m in Path("/proc/self/mountinfo").read_text().split() if m.startswith(str(STATE / "instances"))]
-    if Path("/sys/class/net/isobench0").exists():
-        left.append("bridge isobench0")
-    return left
+    return host_leftovers()
 
 
 def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
@@ -104,7 +99,7 @@ def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert SLOW_CT in project_leftovers()                      # the dead run left its container
+    assert f"container {SLOW_CT}" in project_leftovers()                      # the dead run left its container
     rerun = subprocess.run(snakemake_cmd(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert f"removed leftover container {SLOW_CT}" in rerun.stderr
@@ -174,3 +169,19 @@ def test_not_root_is_one_clear_line():
     assert "isobench: must run as root" in proc.stderr
     assert not (wd / "results").exists()
     shutil.rmtree(wd)
+
+
+def test_missing_lxc_tools_is_one_clear_line(tmp_path):
+    """A host without the lxc package: planning stops with one line saying what to install."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh"):                 # a PATH with a shell and no lxc-* tools
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    wd = tmp_path / "wd"
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(wd),
+                           "--cores", "1", "-n"], capture_output=True, text=True,
+                          env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("isobench:")]
+    assert lines == ["isobench: lxc tools not found (lxc-start): install the 'lxc' package (./install.sh does)"]
+    assert not (wd / "results").exists()

@@ -11,6 +11,8 @@ import pytest
 
 from isobench.drivers import KINDS as DRIVERS
 from isobench.drivers.base import Limits, StatePaths
+from isobench.workloads import KINDS as WORKLOADS
+from isobench.workloads.base import Context
 
 STATE = Path("/var/lib/isobench")
 pytestmark = pytest.mark.e2e
@@ -68,3 +70,50 @@ def test_bridge_is_private():
         assert "isobench0" not in fwd
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert not any("dnsmasq" in line and "isobench0" in line for line in ps.splitlines())
+
+
+# every server workload, with the smallest settings that start its server
+SERVERS = {
+    "redis": ({}, [16379]),
+    "mysql": ({"tables": 1, "table_size": 100, "buffer_pool_mib": 32}, [13306]),
+    "net_bandwidth": ({}, [15201]),
+    "net_latency": ({}, [15301]),
+}
+
+
+@pytest.mark.parametrize("net", ["native", "host", "bridge"])
+@pytest.mark.parametrize("kind", sorted(SERVERS))
+def test_servers_listen_only_on_the_private_address(tmp_path, kind, net):
+    """While a server workload is prepared (its server up), every socket on its ports is bound to
+    the instance's bind address: loopback where the host's network is shared (native, LXC host),
+    the container's bridge address otherwise. Nothing listens on the host's other interfaces."""
+    paths = StatePaths(STATE)
+    image = {"rootfs": str(image_root())}
+    if net == "native":
+        drv = DRIVERS["native"]("t", {}, Limits(2, 1024), paths, image)
+    else:
+        drv = DRIVERS["lxc"]("t", {"net": net}, Limits(2, 1024), paths, image)
+    params, ports = SERVERS[kind]
+    wl = WORKLOADS[kind](kind, {**{k: v["default"] for k, v in WORKLOADS[kind].PARAMS.items()}, **params})
+    client_holder = []
+
+    def client():
+        if not client_holder:
+            client_holder.append(DRIVERS["native"]("c", {}, Limits(2, 1024), paths, image).start("isobench-iso-client"))
+        return client_holder[0]
+
+    try:
+        with drv.start(f"isobench-iso-{kind.replace('_', '-')}") as inst:
+            wl.prepare(Context(inst=inst, client=client, cache_dir=tmp_path, facts={}))
+            where = inst if net == "bridge" else None          # the namespace the server is in
+            argv = ["ss", "-H", "-ltun"]
+            out = (where.exec(argv).check().stdout if where else
+                   subprocess.run(argv, capture_output=True, text=True, check=True).stdout)
+            bound = [line.split()[4] for line in out.splitlines()
+                     if any(line.split()[4].endswith(f":{p}") for p in ports)]
+            assert bound, f"no {kind} server socket found"
+            assert all(b.rsplit(":", 1)[0] == inst.bind_address for b in bound), bound
+            assert inst.bind_address == ("127.0.0.1" if net != "bridge" else inst.ip)
+    finally:
+        for c in client_holder:
+            c.stop()

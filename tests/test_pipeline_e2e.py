@@ -116,6 +116,15 @@ def test_aggregate_and_report(run):
     assert "results/report/report.html" in proc.stderr      # the run ends with the report's path
 
 
+def test_snakemake_report_collects_the_report_and_figures(run):
+    wd, *_ = run
+    out = wd / "snakemake-report.html"
+    snakemake(wd, "--report", str(out))
+    html = out.read_text()
+    for needle in ("Report", "Figures", "report.html", "compression.png"):
+        assert needle in html, needle
+
+
 def test_second_run_does_nothing(run):
     wd, *_ = run
     proc = snakemake(wd, "-n")

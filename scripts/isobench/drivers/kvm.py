@@ -41,6 +41,9 @@ NAME_PREFIX = "isobench-"
 NETWORK = "isobench-net"
 BRIDGE = "isobench1"
 DNSMASQ_STATE_DIR = Path("/var/lib/libvirt/dnsmasq")
+#: libvirt's per-domain QEMU log (<name>.log); removed with the domain (the console log under the
+#: instance directory is what the driver reports on a failed boot)
+QEMU_LOG_DIR = Path("/var/log/libvirt/qemu")
 #: sparse: the disk costs only what the guest writes into it
 DATA_DISK_GIB = 32
 #: guest-file-write / input-data bigger than this wedges qemu-ga's channel until the domain restarts
@@ -435,6 +438,7 @@ class KvmInstance(Instance):
         if self._conn is not None:
             try:
                 destroy_domain(self._conn, self.name)
+                (QEMU_LOG_DIR / f"{self.name}.log").unlink(missing_ok=True)
                 with libvirtd.host_lock("kvm-net"):
                     remove_network_if_unused(self._conn)
             except libvirtd.libvirt.libvirtError as e:  # libvirtd gone: the cleanup stage finishes the job
@@ -539,7 +543,7 @@ class KvmDriver(Driver):
                         removed.append(f"libvirt network {NETWORK}")
                 conn.close()
         leftovers = [*paths.instances.glob(f"{NAME_PREFIX}*.kvm"), *paths.instances.glob(f"{NAME_PREFIX}*.console.log"),
-                     *paths.images.glob(".kvm-*.partial")]
+                     *paths.images.glob(".kvm-*.partial"), *QEMU_LOG_DIR.glob(f"{NAME_PREFIX}*.log")]
         for p in sorted(leftovers):
             if p.is_dir():
                 shutil.rmtree(p, ignore_errors=True)
