@@ -12,6 +12,7 @@ PLAN = pipeline.plan_or_exit(config)
 pipeline.release_stale_lock()
 CFG = PLAN.config
 STATE_DIR = str(CFG.paths.root)
+SETUP_PRIORITY = pipeline.SETUP_PRIORITY
 
 REPORT_HTML = "results/report/report.html"
 SUMMARY_CSV = "results/aggregate/summary.csv"

@@ -12,6 +12,7 @@ rule provision_image:
         "results/logs/provision_image.log",
     resources:
         bench=1,
+    priority: SETUP_PRIORITY
     script:
         "../scripts/provision_image.py"
 
@@ -29,6 +30,7 @@ rule provision_env:
         "results/logs/provision_env/{env}.log",
     resources:
         bench=1,
+    priority: SETUP_PRIORITY
     script:
         "../scripts/provision_env.py"
 

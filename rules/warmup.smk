@@ -16,5 +16,6 @@ rule warmup_env:
         "results/logs/warmup_env/{env}.log",
     resources:
         bench=1,
+    priority: SETUP_PRIORITY
     script:
         "../scripts/warmup_env.py"

@@ -16,7 +16,7 @@ from isobench.errors import ConfigError
 def test_default_config_loads_and_resolves_the_quick_profile(default_raw):
     cfg = config.load(default_raw)
     assert cfg.profile == "quick"
-    assert cfg.workloads["compression"]["corpus_mib"] == 32          # {quick: 32, full: 1024}
+    assert cfg.workloads["compression"]["corpus_mib"] == 24          # {quick: 24, full: 1024}
     assert cfg.workloads["fio_randread"]["numjobs"] == 1
     assert cfg.environments["lxc_nat"] == {"driver": "lxc", "net": "nat", "storage": "rootfs"}
     assert cfg.run_environments[0] == "native"
@@ -114,3 +114,20 @@ def test_config_comments_name_only_existing_keys(default_raw):
     for key in default_raw:
         assert key in sch["properties"], key
     assert re.search(r"^profile: quick$", (ROOT / "config" / "config.yaml").read_text(), re.M)
+
+
+def test_cells_are_measured_workload_by_workload_across_environments(default_raw):
+    """Each workload runs on every environment back to back (so host drift hits all alike), the
+    environments rotated per repetition; warmups first, collecting after."""
+    from isobench.pipeline import SETUP_PRIORITY, Plan
+    raw = variant(default_raw, run={"environments": ["native", "lxc_bridge", "lxc_host"],
+                                    "workloads": ["compression", "stream"]}, repetitions=2)
+    plan = Plan(config.load(raw))
+    assert plan.cell_order() == [
+        ("native", "compression", 1), ("lxc_bridge", "compression", 1), ("lxc_host", "compression", 1),
+        ("native", "stream", 1), ("lxc_bridge", "stream", 1), ("lxc_host", "stream", 1),
+        ("lxc_bridge", "compression", 2), ("lxc_host", "compression", 2), ("native", "compression", 2),
+        ("lxc_bridge", "stream", 2), ("lxc_host", "stream", 2), ("native", "stream", 2)]
+    prios = [plan.cell_priority(*cell) for cell in plan.cell_order()]
+    assert prios == sorted(prios, reverse=True) and len(set(prios)) == len(prios)
+    assert 0 < min(prios) and max(prios) < SETUP_PRIORITY

@@ -168,3 +168,13 @@ def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
     assert {"kv.png", "mixed.png", "mixed-bars.png"} <= names
     html = (tmp_path / "r.html").read_text()
     assert "id='wl-kv'" in html and "test=get" in html
+
+
+@pytest.mark.parametrize("low, high, words", [
+    (6.5, 28.3, "CI 6.5–28.3% slower"),
+    (-106.5, -10.1, "CI 10.1–106.5% faster"),
+    (-8.3, 34.4, "CI 8.3% faster to 34.4% slower"),
+    (float("nan"), 3.0, "no CI (n<3)"),
+])
+def test_ci_is_said_in_the_words_of_the_effect(low, high, words):
+    assert report.ci_words(low, high) == words

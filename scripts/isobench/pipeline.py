@@ -21,11 +21,16 @@ from .workloads import KINDS as WORKLOAD_KINDS
 
 log = logging.getLogger("isobench")
 
+#: Snakemake priority of the set-up jobs (provision, warmup): above every measurement, so all
+#: environments are warm before the interleaved measurement order starts
+SETUP_PRIORITY = 1_000_000
+
 
 @dataclass
 class Plan:
     config: configmod.Config
     _availability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _order: dict[tuple[str, str, int], int] | None = None
 
     def availability(self, env: str) -> dict[str, Any]:
         if env not in self._availability:
@@ -49,6 +54,26 @@ class Plan:
     def cells(self) -> list[str]:
         return [f"results/cells/{e}/{w}/rep-{r}.parquet" for e in self.available_environments
                 for w in self.workloads for r in range(1, self.config.repetitions + 1)]
+
+    def cell_order(self) -> list[tuple[str, str, int]]:
+        """The order cells are measured in: repetition by repetition, and within one repetition
+        workload by workload across every environment, the environments rotated by one place per
+        repetition. So the cells an overhead compares run minutes apart, not a whole matrix apart:
+        a host whose speed drifts (CPU credits, thermal limits, neighbours) moves native and the
+        others alike, and no environment always runs first after a different workload."""
+        envs, order = self.available_environments, []
+        for r in range(1, self.config.repetitions + 1):
+            shift = (r - 1) % max(len(envs), 1)
+            rotated = envs[shift:] + envs[:shift]
+            order += [(e, w, r) for w in self.workloads for e in rotated]
+        return order
+
+    def cell_priority(self, env: str, workload: str, rep: int) -> int:
+        """Snakemake priority of a cell's measurement: earlier in cell_order() = higher, all below
+        SETUP_PRIORITY (the warmups run first) and above 0 (collecting waits for the measurements)."""
+        if self._order is None:
+            self._order = {cell: i for i, cell in enumerate(self.cell_order())}
+        return SETUP_PRIORITY - 1 - self._order.get((env, workload, rep), len(self._order))
 
     def workload_params(self) -> list[dict[str, Any]]:
         return [self.config.workload_params(w) for w in self.workloads]

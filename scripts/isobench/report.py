@@ -196,6 +196,19 @@ def short_effect(pct: Any) -> str:
     return f"{abs(float(pct)):.1f}% {'slower' if pct > 0 else 'faster'}"
 
 
+def ci_words(low: Any, high: Any) -> str:
+    """The CI of an overhead percentage (positive = slower) in the words of the effect:
+    'CI 10.1–106.5% faster', 'CI 6.5–28.3% slower', 'CI 8.3% faster to 34.4% slower'."""
+    if not (finite(low) and finite(high)):
+        return "no CI (n<3)"
+    low, high = float(low), float(high)
+    if low >= 0:
+        return f"CI {low:.1f}–{high:.1f}% slower"
+    if high <= 0:
+        return f"CI {-high:.1f}–{-low:.1f}% faster"
+    return f"CI {-low:.1f}% faster to {high:.1f}% slower"
+
+
 def env_colors(data: ReportData) -> dict[str, str]:
     """A fixed colour per environment: greys for native, blues for LXC, reds for KVM, pale for emulated."""
     out, counters = {}, {"native": 0, "lxc": 0, "kvm": 0}
@@ -502,8 +515,7 @@ def _effect_cell(data: ReportData, row) -> str:
                 f'<span class="ci">TCG, not KVM</span></td>')
     if not finite(row.overhead_pct):
         return f'<td class="ns" title="{esc(row.ci_note)}">undefined</td>'
-    ci = (f"CI {fmt_pct(row.overhead_ci_low)} to {fmt_pct(row.overhead_ci_high)}%"
-          if finite(row.overhead_ci_low) else "no CI (n<3)")
+    ci = ci_words(row.overhead_ci_low, row.overhead_ci_high)
     if row.within_noise_floor:
         cls, tag = "noise", " ≈ noise"
     elif not row.significant:
