@@ -14,6 +14,8 @@ PACKAGES=(
   # environments
   lxc mmdebstrap debootstrap uidmap iproute2 iptables
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
+  # reaps QEMU at once when the pipeline starts libvirtd itself (hosts without systemd)
+  tini
   # the KVM guest's initramfs
   busybox-static cpio
   # building libvirt-python in the venv
