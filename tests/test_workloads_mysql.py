@@ -1,7 +1,6 @@
 """mysql (MariaDB inside, sysbench on the host): parser on real output, prepare and sweep."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -131,23 +130,3 @@ def test_iteration_sweeps_tests_and_threads_bounded_in_time():
         assert line.startswith("timeout -k 5 61 sysbench oltp_read_")
         assert "--time=1 --events=0" in line and "--mysql-host=10.9.8.7" in line and line.endswith(" run")
     assert len(Mysql.parse(raw, PARAMS)) == 12
-
-
-ROOTFS = Path(os.environ.get("ISOBENCH_TEST_ROOTFS", "/var/tmp/probe/rootfs"))
-
-
-@pytest.mark.e2e
-def test_e2e_native_tiny_iteration(tmp_path, request):
-    if "e2e" not in (request.config.getoption("-m") or "") and not os.environ.get("ISOBENCH_E2E"):
-        pytest.skip("end-to-end: select with -m e2e or ISOBENCH_E2E=1")
-    if os.geteuid() != 0 or not (ROOTFS / "usr/sbin/mariadbd").exists():
-        pytest.skip("needs root and the image root filesystem (ISOBENCH_TEST_ROOTFS)")
-    from isobench.drivers import KINDS as DRIVERS, Limits, StatePaths
-    paths, image = StatePaths(tmp_path), {"rootfs": str(ROOTFS)}
-    driver = DRIVERS["native"]("native", {}, Limits(2, 1024), paths, image)
-    with driver.start("isobench-e2e-mysql") as inst, driver.start("isobench-e2e-mysql-client") as client:
-        ctx = Context(inst=inst, client=lambda: client, cache_dir=tmp_path, facts={})
-        wl = Mysql("mysql", {**PARAMS, "threads": [2], "tables": 1, "table_size": 1000})
-        wl.prepare(ctx)
-        samples = Mysql.parse(wl.run_iteration(ctx), wl.params)
-    assert len(samples) == 2 * 3 and min(s.value for s in samples) > 0

@@ -1,7 +1,6 @@
 """redis (redis-server inside, redis-benchmark on the host): parser on real output, sweep, binding."""
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -118,23 +117,3 @@ def test_iteration_stops_when_the_server_is_gone():
     assert not any("redis-benchmark" in c for c in client.calls)
     with pytest.raises(ParseError):
         Redis.parse(raw, PARAMS)
-
-
-ROOTFS = Path(os.environ.get("ISOBENCH_TEST_ROOTFS", "/var/tmp/probe/rootfs"))
-
-
-@pytest.mark.e2e
-def test_e2e_native_tiny_iteration(tmp_path, request):
-    if "e2e" not in (request.config.getoption("-m") or "") and not os.environ.get("ISOBENCH_E2E"):
-        pytest.skip("end-to-end: select with -m e2e or ISOBENCH_E2E=1")
-    if os.geteuid() != 0 or not (ROOTFS / "usr/bin/redis-server").exists():
-        pytest.skip("needs root and the image root filesystem (ISOBENCH_TEST_ROOTFS)")
-    from isobench.drivers import KINDS as DRIVERS, Limits, StatePaths
-    paths, image = StatePaths(tmp_path), {"rootfs": str(ROOTFS)}
-    driver = DRIVERS["native"]("native", {}, Limits(2, 1024), paths, image)
-    with driver.start("isobench-e2e-redis") as inst, driver.start("isobench-e2e-redis-client") as client:
-        ctx = Context(inst=inst, client=lambda: client, cache_dir=tmp_path, facts={})
-        wl = Redis("redis", {**PARAMS, "connections": [1, 10], "requests": 2000})
-        wl.prepare(ctx)
-        samples = Redis.parse(wl.run_iteration(ctx), wl.params)
-    assert len(samples) == 2 * 2 * 4 and min(s.value for s in samples if s.metric.endswith("rps")) > 0

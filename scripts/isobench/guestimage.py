@@ -64,6 +64,10 @@ mkdir -p /newroot/data
 wait_for /dev/vdb || die "no data disk /dev/vdb"
 mount -t ext4 /dev/vdb /newroot/data || die "cannot mount the data disk /dev/vdb on /data"
 hostname guest
+# the overlay disk's /etc/hosts (drivers.base.hosts_file): "guest" resolves without DNS
+echo "127.0.0.1	localhost" >/newroot/etc/hosts
+echo "::1	localhost ip6-localhost ip6-loopback" >>/newroot/etc/hosts
+echo "127.0.1.1	guest" >>/newroot/etc/hosts
 ip link set lo up
 if [ -n "$IP" ]; then
   wait_for /sys/class/net/eth0 || die "no network interface eth0"
@@ -94,12 +98,13 @@ exec switch_root /newroot /usr/bin/tini-static -s -- /usr/sbin/qemu-ga -m virtio
 
 # -- pure helpers ------------------------------------------------------------------------------
 def artifacts_key(image_key: str, guest_kernel: Path | None) -> str:
-    """Cache key: the image, this recipe, and the guest kernel file (by path, size and mtime)."""
+    """Cache key: the image, this recipe (and the init script's text, so editing it rebuilds), and
+    the guest kernel file (by path, size and mtime)."""
     kernel = None
     if guest_kernel is not None:
         st = guest_kernel.stat()
         kernel = [str(guest_kernel), st.st_size, st.st_mtime_ns]
-    return stable_hash({"image": image_key, "recipe": RECIPE_VERSION, "guest_kernel": kernel})
+    return stable_hash({"image": image_key, "recipe": RECIPE_VERSION, "init": INIT, "guest_kernel": kernel})
 
 
 def _version_key(release: str) -> list[Any]:

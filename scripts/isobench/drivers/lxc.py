@@ -20,7 +20,7 @@ from ..errors import BenchError, InstanceError
 from ..hostinfo import cgroup_layout
 from ..util import run
 from . import hostnet
-from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
+from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, hosts_file, wait_until
 from .mounts import remove_tree
 
 log = logging.getLogger("isobench")
@@ -90,6 +90,8 @@ class LxcInstance(Instance):
     def _create(self, driver: "LxcDriver") -> None:
         delta = self.dir / "delta0"
         delta.mkdir(parents=True, mode=0o700)
+        (delta / "etc").mkdir(mode=0o755)           # the overlay's upper layer: this container only
+        (delta / "etc" / "hosts").write_text(hosts_file(hostname_for(self.name)))
         lines = {
             "lxc.include": "/usr/share/lxc/config/common.conf",
             "lxc.arch": "x86_64",

@@ -7,11 +7,12 @@ execute byte-identical binaries. /data is a plain host directory (the host's own
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Sequence
 
 from ..util import run
-from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance
+from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance, hosts_file
 from .mounts import mount_overlay, remove_tree
 
 NAME_PREFIX = "isobench-"
@@ -23,6 +24,7 @@ class NativeInstance(Instance):
         self.base = base
         try:
             self.root = mount_overlay(rootfs, base)
+            (self.root / "etc" / "hosts").write_text(hosts_file(socket.gethostname()))   # in the overlay only
             data = base / "data"
             data.mkdir(mode=0o755, exist_ok=True)
             for src, dst, extra in (("/proc", "proc", []), ("/sys", "sys", []), ("/dev", "dev", []),
