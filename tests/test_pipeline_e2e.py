@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -123,6 +124,14 @@ def test_snakemake_report_collects_the_report_and_figures(run):
     html = out.read_text()
     for needle in ("Report", "Figures", "report.html", "compression.png"):
         assert needle in html, needle
+
+
+def test_results_are_not_world_writable(run):
+    wd, *_ = run
+    files = list((wd / "results").rglob("*"))
+    assert len(files) > 50
+    bad = [p for p in files if p.stat().st_mode & stat.S_IWOTH]
+    assert not bad, bad[:5]
 
 
 def test_second_run_does_nothing(run):
