@@ -86,3 +86,14 @@ def test_the_instance_resolves_its_own_host_name(cfg, env):
     with driver.start(f"isobench-{env}-hosts") as inst:
         res = inst.sh("getent hosts $(hostname)", timeout=60)
         assert res.returncode == 0 and res.stdout.split()[0] == "127.0.1.1", res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_instance_has_posix_shared_memory(cfg, env):
+    """/dev/shm is a tmpfs in every environment (Open MPI's shared-memory transport uses it)."""
+    from isobench.cell import make_driver
+    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
+    driver = make_driver(cfg.env_settings(env), str(cfg.paths.root), image)
+    with driver.start(f"isobench-{env}-shm") as inst:
+        res = inst.sh("stat -f -c %T /dev/shm && touch /dev/shm/isobench-probe && rm /dev/shm/isobench-probe")
+        assert res.returncode == 0 and res.stdout.split()[0] == "tmpfs", res.stdout + res.stderr

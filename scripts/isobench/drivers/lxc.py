@@ -103,7 +103,9 @@ class LxcInstance(Instance):
             "lxc.pty.max": "16",
             "lxc.mount.auto": "cgroup:mixed:force proc:mixed sys:mixed",
         }
-        extra: list[tuple[str, str]] = []
+        # /dev/shm as native (the host's), the KVM guest (its init) and Docker have it: POSIX shared
+        # memory (Open MPI's shared-memory transport among others) must not differ between them
+        extra: list[tuple[str, str]] = [("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")]
         if self.net in ("bridge", "nat"):
             self.gateway = hostnet.ensure_bridge(BRIDGE, self.subnet)
             self.ip, self.mac = hostnet.address_for(self.name, self.subnet)
