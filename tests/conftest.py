@@ -17,6 +17,15 @@ def default_raw() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
+def default_rootfs() -> Path:
+    """The image root filesystem of the shipped config, built into the state dir on first use (as
+    the pipeline's provision stage does), so e2e tests never depend on which test ran first."""
+    from isobench import config
+    from isobench.image import ensure_rootfs
+    cfg = config.load(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()))
+    return Path(ensure_rootfs(cfg.image_spec(), cfg.paths.images)["rootfs"])
+
+
 def variant(raw: dict, **changes) -> dict:
     """A copy of a raw config with dotted keys changed (value None deletes the key)."""
     out = copy.deepcopy(raw)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, default_rootfs
 from leftovers import host_leftovers
 from isobench import cell, image
 from isobench.drivers import KINDS as DRIVERS
@@ -108,7 +108,7 @@ def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):
 
 
 def test_cleanup_removes_project_objects_and_nothing_else(tmp_path):
-    rootfs = next(STATE.glob("images/rootfs-*/usr")).parent
+    rootfs = default_rootfs()
     paths = StatePaths(STATE)
     img = {"rootfs": str(rootfs)}
     lxc = DRIVERS["lxc"]("t", {"net": "nat"}, Limits(1, 512), paths, img).start("isobench-cleanup-lxc")
@@ -133,7 +133,7 @@ def test_tool_missing_from_image_is_one_clear_line(tmp_path, monkeypatch):
         kind = "notool"
         TOOLS = (("isobench-no-such-tool", "--version"),)
     monkeypatch.setitem(WORKLOADS, "notool", NoTool)
-    rootfs = next(STATE.glob("images/rootfs-*/usr")).parent
+    rootfs = default_rootfs()
     settings = {"env": "native", "driver": "native", "limits": {"cpus": 1, "memory_mib": 512},
                 "network": {}}
     with pytest.raises(InstanceError) as err:

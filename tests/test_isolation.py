@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import default_rootfs
 from isobench.drivers import KINDS as DRIVERS
 from isobench.drivers.base import Limits, StatePaths
 from isobench.workloads import KINDS as WORKLOADS
@@ -19,10 +20,7 @@ pytestmark = pytest.mark.e2e
 
 
 def image_root() -> Path:
-    roots = [p.parent for p in STATE.glob("images/rootfs-*/usr")]
-    if not roots:
-        pytest.skip("no image built yet (the e2e pipeline test builds it)")
-    return roots[0]
+    return default_rootfs()
 
 
 def test_image_has_root_locked_and_no_keys():

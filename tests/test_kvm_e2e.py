@@ -1,6 +1,7 @@
 """Real libvirt guests under TCG on this host: boot, commands through the agent, files, a server
 reached from the host, the configured resources, and teardown leaving nothing behind, also after
-a boot that fails. Needs root, libvirt and the image rootfs (ISOBENCH_TEST_ROOTFS).
+a boot that fails. Needs root and libvirt; the guest boots the pipeline's own image (built into the
+state dir on first use, as the pipeline does).
 
 ISOBENCH_BOOT_RUNS=5 also prints start-to-agent times (median of that many quiet starts, 1 and 2 vCPUs).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import default_rootfs
 from isobench import libvirtd
 from isobench.drivers import kvm
 from isobench.drivers.base import Limits, StatePaths
@@ -26,7 +28,7 @@ from isobench.errors import InstanceError
 
 pytestmark = pytest.mark.e2e
 
-ROOTFS = Path(os.environ.get("ISOBENCH_TEST_ROOTFS", "/var/tmp/probe/rootfs"))
+ROOTFS = Path()    # the image root filesystem, set by the paths fixture
 BOOT_RUNS = int(os.environ.get("ISOBENCH_BOOT_RUNS", "0"))
 
 
@@ -53,8 +55,8 @@ def paths(tmp_path_factory):
         pytest.skip("KVM guests need root")
     if libvirtd.libvirt is None:
         pytest.skip("libvirt-python is not installed")
-    if not (ROOTFS / "usr").is_dir():
-        pytest.skip(f"no image rootfs at {ROOTFS} (set ISOBENCH_TEST_ROOTFS)")
+    global ROOTFS
+    ROOTFS = default_rootfs()
     state = StatePaths(tmp_path_factory.mktemp("kvm-state"))
     libvirtd.ensure_running(state.root)
     yield state
@@ -214,3 +216,45 @@ def test_print_start_to_agent_seconds(paths, cpus):
     median = f"{statistics.median(quiet):.2f} s" if quiet else "n/a (the host was never quiet)"
     print(f"\nstart() to agent, cpus={cpus}, TCG: median {median} of {quiet}; "
           f"{len(busy)} starts while the host was busy: {busy}")
+
+
+def test_guest_killed_mid_cell_fails_that_cell_and_leaves_nothing(tmp_path):
+    """SIGKILL of the guest's QEMU while a measured iteration runs: the cell fails with a message
+    naming the environment, workload and repetition; no cell.json, no domain, no overlay is left."""
+    import threading
+
+    import yaml
+
+    from conftest import ROOT, variant
+    from isobench import config as configmod
+    from isobench.cell import make_driver, run_cell
+    from isobench.errors import BenchError
+    from isobench.hostinfo import fingerprint
+    from isobench.image import ensure_rootfs
+
+    raw = variant(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
+                  environments__kvm__accel="tcg", limits={"cpus": 1, "memory_mib": 512},
+                  workloads__fio_randread__runtime_s=40, workloads__fio_randread__size_mib=16)
+    cfg = configmod.load(raw)
+    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
+    make_driver(cfg.env_settings("kvm"), str(cfg.paths.root), image).provision()
+    name, out = "isobench-kvm-fio_randread-1", tmp_path / "raw"
+    pidfile = kvm.LIBVIRT_RUN_DIR / f"{name}.pid"
+
+    def kill_when_measuring() -> None:
+        end = time.monotonic() + 120
+        while not pidfile.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        time.sleep(10)                      # boot + fio's 16 MiB file are done; the 40 s iteration runs
+        os.kill(int(pidfile.read_text()), 9)
+
+    killer = threading.Thread(target=kill_when_measuring)
+    killer.start()
+    with pytest.raises(BenchError) as err:
+        run_cell(cfg.env_settings("kvm"), cfg.workload_params("fio_randread"), 1, 1, 0, str(cfg.paths.root), image,
+                 fingerprint(), out)
+    killer.join()
+    assert "cell kvm/fio_randread/rep-1" in str(err.value)
+    assert not (out / "cell.json").exists()
+    assert name not in our_domains()
+    assert not kvm.instance_dir(StatePaths(cfg.paths.root), name).exists()
