@@ -317,7 +317,7 @@ class KvmInstance(Instance):
                 raise InstanceError(f"guest {self.name} stopped while booting (accel={self.accel}); "
                                     f"console log: {self.saved_console}")
             try:
-                self._agent("guest-ping", timeout=1)
+                self._agent("guest-ping", timeout=1, booting=True)
                 return
             except InstanceError:
                 time.sleep(0.02)
@@ -331,21 +331,36 @@ class KvmInstance(Instance):
         except libvirtd.libvirt.libvirtError:  # a transient domain that stopped is gone
             return False
 
+    def _gone(self, wait: float = 2.0) -> bool:
+        """Whether the guest has stopped, allowing libvirt ``wait`` seconds to notice a QEMU that just
+        died (until then the agent merely looks disconnected)."""
+        end = time.monotonic() + wait
+        while self.alive():
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.1)
+        return True
+
     def _keep_console(self) -> None:
         """The instance directory goes with the teardown; the console log of a failed boot stays."""
         if self.console_log.exists():
             shutil.copyfile(self.console_log, self.saved_console)
 
     # -- guest agent ------------------------------------------------------------------------------
-    def _agent(self, command: str, args: dict[str, Any] | None = None, timeout: int = 10) -> Any:
+    def _agent(self, command: str, args: dict[str, Any] | None = None, timeout: int = 10,
+               booting: bool = False) -> Any:
         msg = {"execute": command, **({"arguments": args} if args else {})}
         try:
             reply = libvirtd.libvirt_qemu.qemuAgentCommand(self._dom, json.dumps(msg), timeout, 0)
         except libvirtd.libvirt.libvirtError as e:
             # libvirt reports an error the agent answered with as an internal error; anything else
             # (no domain, agent not connected or not responding) means the agent did not answer
-            kind = AgentRefused if e.get_error_code() == libvirtd.libvirt.VIR_ERR_INTERNAL_ERROR else InstanceError
-            raise kind(f"{self.name}: guest agent {command}: {e.get_error_message()}") from None
+            if e.get_error_code() == libvirtd.libvirt.VIR_ERR_INTERNAL_ERROR:
+                raise AgentRefused(f"{self.name}: guest agent {command}: {e.get_error_message()}") from None
+            if not booting and self._gone():    # while booting, "not connected" is the normal answer
+                raise InstanceError(f"{self.name}: the guest is gone (killed or crashed: QEMU no longer runs) "
+                                    f"during guest agent {command}; no result kept") from None
+            raise InstanceError(f"{self.name}: guest agent {command}: {e.get_error_message()}") from None
         return json.loads(reply)["return"]
 
     def _spawn(self, argv: Sequence[str], input: bytes | None = None) -> int:
