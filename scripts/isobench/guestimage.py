@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BenchError
+from .hostinfo import hosts_file
 from .util import read_json, run, stable_hash, write_json
 
 #: bump when anything below changes what ends up in the artifacts
@@ -64,10 +65,9 @@ mkdir -p /newroot/data
 wait_for /dev/vdb || die "no data disk /dev/vdb"
 mount -t ext4 /dev/vdb /newroot/data || die "cannot mount the data disk /dev/vdb on /data"
 hostname guest
-# the overlay disk's /etc/hosts (drivers.base.hosts_file): "guest" resolves without DNS
-echo "127.0.0.1	localhost" >/newroot/etc/hosts
-echo "::1	localhost ip6-localhost ip6-loopback" >>/newroot/etc/hosts
-echo "127.0.1.1	guest" >>/newroot/etc/hosts
+# the overlay disk's /etc/hosts, so that "guest" resolves without DNS
+cat >/newroot/etc/hosts <<'HOSTS'
+@ETC_HOSTS@HOSTS
 ip link set lo up
 if [ -n "$IP" ]; then
   wait_for /sys/class/net/eth0 || die "no network interface eth0"
@@ -94,6 +94,7 @@ mount -t tmpfs tmpfs /newroot/dev/shm
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C
 exec switch_root /newroot /usr/bin/tini-static -s -- /usr/sbin/qemu-ga -m virtio-serial -p "$PORT"
 """
+INIT = INIT.replace("@ETC_HOSTS@", hosts_file("guest"))
 
 
 # -- pure helpers ------------------------------------------------------------------------------

@@ -51,3 +51,10 @@ def fingerprint() -> dict[str, Any]:
     # memory_mib drifts by a few MiB between boots; round so the fingerprint stays stable
     key = {**facts, "memory_mib": round(facts["memory_mib"] / 1024)}
     return {**facts, "hostname": socket.gethostname(), "fingerprint": stable_hash(key)}
+
+
+def hosts_file(hostname: str) -> str:
+    """The /etc/hosts an instance gets, so that its own host name resolves without DNS. The image
+    has none, and tools look their host name up (mpirun does): through a resolver the instance
+    cannot reach, each lookup waits out its timeouts (mpirun took 200 s in a KVM guest)."""
+    return f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"

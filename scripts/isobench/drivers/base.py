@@ -108,13 +108,6 @@ def hostname_for(name: str) -> str:
     return label[:63].strip("-") or "isobench"
 
 
-def hosts_file(hostname: str) -> str:
-    """The /etc/hosts an instance gets, so that its own host name resolves without DNS. The image
-    has none, and tools look their host name up (mpirun does): through a resolver the instance
-    cannot reach, each lookup waits out its timeouts (mpirun took 200 s in a KVM guest)."""
-    return f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
-
-
 class Instance(ABC):
     """A running environment. Use as a context manager so ``stop()`` runs on every path."""
 

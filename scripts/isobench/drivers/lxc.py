@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import BenchError, InstanceError
-from ..hostinfo import cgroup_layout
+from ..hostinfo import cgroup_layout, hosts_file
 from ..util import run
 from . import hostnet
-from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, hosts_file, wait_until
+from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
 from .mounts import remove_tree
 
 log = logging.getLogger("isobench")

@@ -11,8 +11,9 @@ import socket
 from pathlib import Path
 from typing import Sequence
 
+from ..hostinfo import hosts_file
 from ..util import run
-from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance, hosts_file
+from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance
 from .mounts import mount_overlay, remove_tree
 
 NAME_PREFIX = "isobench-"
