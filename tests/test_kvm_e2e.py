@@ -14,17 +14,23 @@ import shutil
 import socket
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import default_rootfs
+from conftest import ROOT, default_rootfs, variant
+from isobench import config as configmod
 from isobench import libvirtd
+from isobench.cell import make_driver, run_cell
 from isobench.drivers import kvm
 from isobench.drivers.base import Limits, StatePaths
 from isobench.drivers.kvm import KvmDriver
-from isobench.errors import InstanceError
+from isobench.errors import BenchError, InstanceError
+from isobench.hostinfo import fingerprint
+from isobench.image import ensure_rootfs
 
 pytestmark = pytest.mark.e2e
 
@@ -221,17 +227,6 @@ def test_print_start_to_agent_seconds(paths, cpus):
 def test_guest_killed_mid_cell_fails_that_cell_and_leaves_nothing(tmp_path):
     """SIGKILL of the guest's QEMU while a measured iteration runs: the cell fails with a message
     naming the environment, workload and repetition; no cell.json, no domain, no overlay is left."""
-    import threading
-
-    import yaml
-
-    from conftest import ROOT, variant
-    from isobench import config as configmod
-    from isobench.cell import make_driver, run_cell
-    from isobench.errors import BenchError
-    from isobench.hostinfo import fingerprint
-    from isobench.image import ensure_rootfs
-
     raw = variant(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()),
                   environments__kvm__accel="tcg", limits={"cpus": 1, "memory_mib": 512},
                   workloads__fio_randread__runtime_s=40, workloads__fio_randread__size_mib=16)

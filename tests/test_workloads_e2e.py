@@ -14,7 +14,7 @@ import yaml
 
 from conftest import ROOT, variant
 from isobench import config as configmod
-from isobench.cell import run_cell
+from isobench.cell import make_driver, run_cell
 from isobench.collect import cell_rows
 from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
@@ -74,26 +74,25 @@ def test_one_real_cell(cfg, tmp_path, env, workload):
         assert {r["emulated"] for r in rows} == {cfg.environments["kvm"]["accel"] == "tcg"}
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_the_instance_resolves_its_own_host_name(cfg, env):
+@pytest.fixture(scope="module", params=ENVS)
+def instance(cfg, request):
+    """One running instance per environment kind, shared by the checks of what an instance has."""
+    env = request.param
+    driver = make_driver(cfg.env_settings(env), str(cfg.paths.root), ensure_rootfs(cfg.image_spec(), cfg.paths.images))
+    if hasattr(driver, "provision"):
+        driver.provision()                 # the KVM guest's boot artifacts (cached)
+    with driver.start(f"isobench-{env}-basics") as inst:
+        yield inst
+
+
+def test_the_instance_resolves_its_own_host_name(instance):
     """mpirun (hpcc) looks its host name up; with no /etc/hosts entry the lookup goes to a resolver
     the instance cannot reach and hangs for minutes (KVM: 200 s). Each instance has the entry."""
-    from isobench.cell import make_driver
-    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
-    driver = make_driver(cfg.env_settings(env), str(cfg.paths.root), image)
-    if hasattr(driver, "provision"):
-        driver.provision()
-    with driver.start(f"isobench-{env}-hosts") as inst:
-        res = inst.sh("getent hosts $(hostname)", timeout=60)
-        assert res.returncode == 0 and res.stdout.split()[0] == "127.0.1.1", res.stdout + res.stderr
+    res = instance.sh("getent hosts $(hostname)", timeout=60)
+    assert res.returncode == 0 and res.stdout.split()[0] == "127.0.1.1", res.stdout + res.stderr
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_the_instance_has_posix_shared_memory(cfg, env):
+def test_the_instance_has_posix_shared_memory(instance):
     """/dev/shm is a tmpfs in every environment (Open MPI's shared-memory transport uses it)."""
-    from isobench.cell import make_driver
-    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
-    driver = make_driver(cfg.env_settings(env), str(cfg.paths.root), image)
-    with driver.start(f"isobench-{env}-shm") as inst:
-        res = inst.sh("stat -f -c %T /dev/shm && touch /dev/shm/isobench-probe && rm /dev/shm/isobench-probe")
-        assert res.returncode == 0 and res.stdout.split()[0] == "tmpfs", res.stdout + res.stderr
+    res = instance.sh("stat -f -c %T /dev/shm && touch /dev/shm/isobench-probe && rm /dev/shm/isobench-probe")
+    assert res.returncode == 0 and res.stdout.split()[0] == "tmpfs", res.stdout + res.stderr
