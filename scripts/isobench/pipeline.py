@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from . import config as configmod
@@ -30,7 +31,6 @@ SETUP_PRIORITY = 1_000_000
 class Plan:
     config: configmod.Config
     _availability: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _order: dict[tuple[str, str, int], int] | None = None
 
     def availability(self, env: str) -> dict[str, Any]:
         if env not in self._availability:
@@ -71,9 +71,11 @@ class Plan:
     def cell_priority(self, env: str, workload: str, rep: int) -> int:
         """Snakemake priority of a cell's measurement: earlier in cell_order() = higher, all below
         SETUP_PRIORITY (the warmups run first) and above 0 (collecting waits for the measurements)."""
-        if self._order is None:
-            self._order = {cell: i for i, cell in enumerate(self.cell_order())}
-        return SETUP_PRIORITY - 1 - self._order.get((env, workload, rep), len(self._order))
+        return SETUP_PRIORITY - 1 - self._rank.get((env, workload, rep), len(self._rank))
+
+    @cached_property
+    def _rank(self) -> dict[tuple[str, str, int], int]:
+        return {cell: i for i, cell in enumerate(self.cell_order())}
 
     def workload_params(self) -> list[dict[str, Any]]:
         return [self.config.workload_params(w) for w in self.workloads]
