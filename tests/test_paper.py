@@ -109,21 +109,144 @@ def test_workload_mapping_by_kind_and_params(data):
     assert stream.spec.name == "triad"
 
 
-@pytest.mark.parametrize("ours,theirs,expected", [
-    (0.80, 0.82, paper.AGREES),     # both below
-    (0.98, 1.00, paper.AGREES),     # both within ±5 %
-    (1.04, 0.96, paper.AGREES),     # both within the band, on opposite sides of 1
-    (0.90, 0.965, paper.DIFFERS),   # ours below the band, theirs inside
-    (1.20, 0.80, paper.DIFFERS),    # opposite sides
-    (0.95, 1.0, paper.AGREES),      # the band is inclusive
+NAN = math.nan
+
+
+@pytest.mark.parametrize("ci_low,ci_high,paper_ratio,expected", [
+    # agrees: the whole interval inside the paper's class
+    (0.78, 0.83, 0.82, paper.AGREES),         # both below
+    (0.97, 1.02, 1.00, paper.AGREES),         # inside the ±5 % band
+    (0.95, 1.05, 0.96, paper.AGREES),         # the band is closed: its edges belong to "same"
+    (1.10, 1.30, 1.20, paper.AGREES),         # both above
+    (0.50, 0.9499, 0.80, paper.AGREES),       # just under the band: all "below"
+    # differs: no point of the interval in the paper's class, on either side of it
+    (0.88, 0.92, 0.965, paper.DIFFERS),       # entirely below the band the paper is in
+    (1.06, 1.10, 1.00, paper.DIFFERS),        # entirely above it
+    (1.10, 1.30, 0.80, paper.DIFFERS),        # above vs below
+    (0.80, 0.85, 1.20, paper.DIFFERS),        # below vs above
+    (0.96, 1.05, 1.20, paper.DIFFERS),        # touching 1.05, which is "same", not "above"
+    (0.95, 1.00, 0.80, paper.DIFFERS),        # touching 0.95, which is "same", not "below"
+    # inconclusive: the interval straddles a class boundary
+    (0.93, 0.99, 0.965, paper.INCONCLUSIVE),  # across 0.95, paper "same"
+    (1.02, 1.08, 1.00, paper.INCONCLUSIVE),   # across 1.05, paper "same"
+    (0.80, 0.95, 0.80, paper.INCONCLUSIVE),   # reaches 0.95 (in "same"), paper "below"
+    (1.02, 1.08, 1.20, paper.INCONCLUSIVE),   # across 1.05, paper "above"
+    (0.80, 1.20, 1.00, paper.INCONCLUSIVE),   # wider than the band
+    (0.90, 0.97, 0.80, paper.INCONCLUSIVE),   # the old point-estimate rule said "agrees" (0.935: below)
+    # no interval (too few rounds): never a verdict either way
+    (NAN, NAN, 1.00, paper.INCONCLUSIVE),
+    (NAN, NAN, 0.50, paper.INCONCLUSIVE),
+    (0.80, NAN, 0.50, paper.INCONCLUSIVE),
 ])
-def test_verdict_rule(ours, theirs, expected):
-    assert paper.verdict(ours, theirs, 0.05) == expected
+def test_verdict_rule(ci_low, ci_high, paper_ratio, expected):
+    assert paper.verdict(ci_low, ci_high, paper_ratio, 0.05) == expected
+
+
+def test_verdict_tolerance_is_used():
+    # [0.91, 0.93] against a paper "same" (1.0): below a 5 % band, inside a 10 % one
+    assert paper.verdict(0.91, 0.93, 1.0, 0.05) == paper.DIFFERS
+    assert paper.verdict(0.91, 0.93, 1.0, 0.10) == paper.AGREES
+
+
+def test_verdict_rejects_reversed_interval():
+    with pytest.raises(ValueError, match="reversed"):
+        paper.verdict(1.1, 0.9, 1.0)
+
+
+@pytest.mark.parametrize("ratio,interval", [
+    (1.0, (0.95, 1.05, True, True)),
+    (0.95, (0.95, 1.05, True, True)),
+    (1.2, (1.05, math.inf, False, False)),
+    (0.5, (0.0, 0.95, False, False)),
+])
+def test_class_interval(ratio, interval):
+    assert paper.class_interval(ratio, 0.05) == pytest.approx(interval)
+
+
+def _overhead(env: str, metric: str, ci_low: float, ci_high: float, *, unit: str, higher_is_better: bool,
+              point: str = "", ratio: float | None = None) -> pd.DataFrame:
+    """One overhead row, as aggregate.overhead writes it (the columns compare() reads)."""
+    if ratio is None:
+        ratio = (ci_low + ci_high) / 2 if math.isfinite(ci_low) and math.isfinite(ci_high) else 0.9
+    return pd.DataFrame([{"env": env, "driver": manifest(env)["driver"], "workload": "w", "metric": metric,
+                          "point": point, "unit": unit, "higher_is_better": higher_is_better, "ratio": ratio,
+                          "ratio_ci_low": ci_low, "ratio_ci_high": ci_high, "emulated": False,
+                          "comparable": True, "reason": "", "ci_note": ""}])
+
+
+# (env, workload kind, metric): the paper's class interval it lands in
+PXZ_KVM = ("kvm", "compression", "throughput")        # KVM-tuned 62.2 / 76.2 = 0.816: below
+PXZ_DOCKER = ("lxc_bridge", "compression", "throughput")  # Docker 73.5 / 76.2 = 0.965: same
+RR_NAT = ("lxc_nat", "net_latency", "tcp_mean")       # Docker NAT 2.0 (lower is better): above
+
+
+@pytest.mark.parametrize("case,ci_low,ci_high,higher_is_better,unit,expected,paper_ratio", [
+    (PXZ_KVM, 0.79, 0.83, True, "MB/s", paper.AGREES, 62.2 / 76.2),
+    (PXZ_KVM, 0.97, 1.01, True, "MB/s", paper.DIFFERS, 62.2 / 76.2),
+    (PXZ_KVM, 0.90, 0.98, True, "MB/s", paper.INCONCLUSIVE, 62.2 / 76.2),
+    (PXZ_DOCKER, 0.96, 0.99, True, "MB/s", paper.AGREES, 73.5 / 76.2),
+    (PXZ_DOCKER, 0.85, 0.90, True, "MB/s", paper.DIFFERS, 73.5 / 76.2),
+    (PXZ_DOCKER, 1.06, 1.12, True, "MB/s", paper.DIFFERS, 73.5 / 76.2),
+    (RR_NAT, 1.8, 2.3, False, "µs", paper.AGREES, 2.0),
+    (RR_NAT, 1.00, 1.04, False, "µs", paper.DIFFERS, 2.0),
+    (RR_NAT, 1.00, 1.10, False, "µs", paper.INCONCLUSIVE, 2.0),
+    (PXZ_KVM, NAN, NAN, True, "MB/s", paper.INCONCLUSIVE, 62.2 / 76.2),   # too few rounds
+    (PXZ_KVM, 0.79, 0.83, False, "MB/s", paper.NOT_COMPARABLE, 62.2 / 76.2),  # lower-is-better vs higher
+    (RR_NAT, 1.8, 2.3, True, "µs", paper.NOT_COMPARABLE, 2.0),               # higher-is-better vs lower
+    (PXZ_KVM, NAN, NAN, False, "MB/s", paper.NOT_COMPARABLE, 62.2 / 76.2),  # direction wins over no interval
+])
+def test_compare_verdicts(data, case, ci_low, ci_high, higher_is_better, unit, expected, paper_ratio):
+    env, kind, metric = case
+    over = _overhead(env, metric, ci_low, ci_high, unit=unit, higher_is_better=higher_is_better)
+    r = paper.compare(over, {env: manifest(env)}, {"w": {"kind": kind, "params": {}}}, data).iloc[0]
+    assert r.paper_ratio == pytest.approx(paper_ratio)
+    assert r.verdict == expected, (r.verdict, r.reason, r.note)
+    no_interval = not (math.isfinite(ci_low) and math.isfinite(ci_high))
+    if expected == paper.NOT_COMPARABLE:
+        ours = "higher" if higher_is_better else "lower"
+        theirs = "lower" if higher_is_better else "higher"
+        assert r.reason.startswith("directions differ")
+        assert f"ours {ours} is better" in r.reason and f"the paper's {theirs} is better" in r.reason
+        assert paper.NO_INTERVAL_NOTE not in r.note
+    else:
+        assert r.reason == ""  # reason is only for "not comparable"
+        assert (paper.NO_INTERVAL_NOTE in r.note) == no_interval
+    assert "units differ" not in r.note
+
+
+@pytest.mark.parametrize("case,ours,differs", [
+    (PXZ_KVM, "MB/s", False),
+    (PXZ_KVM, "mb/s", False),          # case ignored
+    (PXZ_KVM, " MB / s ", False),      # whitespace ignored
+    (PXZ_KVM, "GB/s", True),
+    (PXZ_KVM, "ops/s", True),
+    (RR_NAT, "\u00b5s", False),       # micro sign, as in the YAML
+    (RR_NAT, "\u03bcs", False),       # Greek mu: the same unit
+    (RR_NAT, "ms", True),
+])
+def test_unit_check_notes_but_still_compares(data, case, ours, differs):
+    env, kind, metric = case
+    hib, (lo, hi), unit_paper = (True, (0.79, 0.83), "MB/s") if case == PXZ_KVM else (False, (1.8, 2.3), "\u00b5s")
+    over = _overhead(env, metric, lo, hi, unit=ours, higher_is_better=hib)
+    r = paper.compare(over, {env: manifest(env)}, {"w": {"kind": kind, "params": {}}}, data).iloc[0]
+    assert r.unit_paper == unit_paper
+    assert r.verdict == paper.AGREES and r.reason == ""  # a unit difference alone does not block the comparison
+    assert ("units differ" in r.note) == differs, r.note
+    if differs:
+        assert f"units differ (ours {ours}, paper {unit_paper}): ratios compared" in r.note
 
 
 def test_rule_is_written_down():
-    assert "±5%" in paper.VERDICT_RULE and paper.AGREES in paper.VERDICT_RULE
-    assert "±5 %" in paper.__doc__ or "0.05" in paper.__doc__
+    rule = paper.VERDICT_RULE
+    assert "±5%" in rule and "[0.95, 1.05]" in rule and "(1.05, ∞)" in rule and "(0, 0.95)" in rule
+    for word in (paper.AGREES, paper.DIFFERS, paper.INCONCLUSIVE, paper.NOT_COMPARABLE):
+        assert f"'{word}'" in rule, word
+    assert "interval" in rule and "direction" in rule and "units" in rule
+    assert "agrees in direction" not in rule  # the old point-estimate rule is gone
+    assert "±10%" in paper.verdict_rule(0.10) and "[0.9, 1.1]" in paper.verdict_rule(0.10)
+    doc = paper.__doc__
+    assert "0.05" in doc and "inconclusive" in doc and "[ratio_ci_low, ratio_ci_high]" in doc
+    assert "agrees in direction" not in doc
 
 
 def test_compare_on_synthetic_run(run, data):
@@ -142,23 +265,35 @@ def test_compare_on_synthetic_run(run, data):
     emu = c[c.env == "kvm_tcg"]
     assert (emu.verdict == paper.NOT_COMPARABLE).all() and (emu.reason == paper.EMULATED_REASON).all()
     assert emu.paper_ratio.isna().all() and (emu.paper_label == "").all()
-    # 0.90 vs Docker's 0.965 (inside the band): differs; KVM 0.80 vs KVM-tuned 0.816: agrees
-    assert row("lxc_bridge", "compression", "throughput").verdict == paper.DIFFERS
+    # ours [0.899, 0.903] vs Docker's 0.965 (inside the band): differs; KVM [0.798, 0.802] vs
+    # KVM-tuned 0.816 (below): agrees
+    b = row("lxc_bridge", "compression", "throughput")
+    assert b.ratio_ci_high < 0.95 and b.verdict == paper.DIFFERS
     k = row("kvm", "compression", "throughput")
     assert k.verdict == paper.AGREES and k.paper_config == "kvm_tuned" and k.confidence == "R"
     # a bridge container has no network counterpart; NAT does
     assert "no counterpart" in row("lxc_bridge", "redis", "set_rps", "connections=10").reason
     nat = row("lxc_nat", "redis", "set_rps", "connections=10")
     assert nat.paper_config == "docker_nat" and nat.verdict == paper.AGREES
-    # a sweep point the paper did not measure is said so
-    assert all(r.verdict in (paper.AGREES, paper.DIFFERS, paper.NOT_COMPARABLE) for r in c.itertuples())
+    # every verdict follows from our interval's classes (checked here through classify, not verdict)
+    assert set(c.verdict) <= {paper.AGREES, paper.DIFFERS, paper.INCONCLUSIVE, paper.NOT_COMPARABLE}
+    judged = c[c.verdict != paper.NOT_COMPARABLE]
+    assert len(judged) >= 10 and (judged.reason == "").all()
+    assert (c[c.verdict == paper.NOT_COMPARABLE].reason != "").all()
+    for r in judged.itertuples():
+        theirs = paper.classify(r.paper_ratio)
+        lo, hi = paper.classify(r.ratio_ci_low), paper.classify(r.ratio_ci_high)
+        if r.verdict == paper.AGREES:
+            assert lo == hi == theirs, r
+        elif r.verdict == paper.DIFFERS:
+            assert theirs not in (lo, hi) and not (lo == "below" and hi == "above"), r
+    # the synthetic units are the paper's: no unit note
+    assert not c.note.str.contains("units differ").any()
     assert row("kvm", "fio_randread", "read_bw").reason.startswith("metric not in the paper")
     assert "A/A" in row("native_again", "compression", "throughput").reason
 
 
 def test_point_not_in_paper(data):
-    over = pd.DataFrame([{"env": "kvm", "driver": "kvm", "workload": "r", "metric": "set_rps",
-                          "point": "connections=3", "ratio": 0.8, "ratio_ci_low": 0.7, "ratio_ci_high": 0.9,
-                          "emulated": False, "comparable": True, "reason": "", "ci_note": ""}])
-    c = paper.compare(over, {"kvm": manifest("kvm")}, {"r": {"kind": "redis", "params": {}}}, data)
+    over = _overhead("kvm", "set_rps", 0.7, 0.9, unit="requests/s", higher_is_better=True, point="connections=3")
+    c = paper.compare(over, {"kvm": manifest("kvm")}, {"w": {"kind": "redis", "params": {}}}, data)
     assert c.iloc[0].verdict == paper.NOT_COMPARABLE and "connections=3 not in the paper" in c.iloc[0].reason

@@ -17,24 +17,33 @@ parameters may differ (noted in the comparison). Among several matching entries 
 matched plus agreeing ``approx`` keys wins (then file order). Our
 metric names (or their ``aliases``) select the metric, ``point`` (``connections=10``) the sweep point.
 
-Verdict rule (:data:`VERDICT_RULE`): each ratio r is put in one of three classes with the band
-tolerance t (0.05): *same* if 1 - t <= r <= 1 + t, *above* if r > 1 + t, *below* if r < 1 - t.
-Our class uses our point estimate (ratio of medians), the paper's its ratio of means.
-"agrees in direction" when both are in the same class, "differs" otherwise. "not comparable" when the
-environment is emulated (TCG, never a KVM figure), measured on another host than the baseline, has
-no counterpart configuration, or the workload, metric or sweep point is not in the paper, or our ratio
-is undefined; the reason is always given.
+Verdict rule (:data:`VERDICT_RULE`): the paper's ratio r is put in one of three classes with the band
+tolerance t (0.05), each an interval of ratios: *same* = [1 - t, 1 + t], *above* = (1 + t, inf),
+*below* = (0, 1 - t). Ours is our 95 % interval [ratio_ci_low, ratio_ci_high] of the ratio of medians,
+not its point estimate. "agrees" when our whole interval lies inside the paper's class interval,
+"differs" when it lies entirely outside it (no overlap), "inconclusive" otherwise (it straddles a
+class boundary). Without an interval (too few rounds) the verdict is "inconclusive" and the note
+says so. Before comparing, our metric's direction (higher or lower is better) must be the paper's;
+if not, "not comparable". Units are compared after normalising case and whitespace (and Unicode
+compatibility forms: the micro sign is the Greek mu): if they differ the note says so and the ratios
+are still compared (a ratio is unit-free once the direction agrees).
+"not comparable" also when the environment is emulated (TCG, never a KVM figure), measured on another
+host than the baseline, has no counterpart configuration, or the workload, metric or sweep point is
+not in the paper, or our ratio is undefined; the reason is always given.
 """
 
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import yaml
+
+from .stats import CONFIDENCE
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "report" / "paper_results.yaml"
 BASELINE_CONFIG = "native"
@@ -44,20 +53,28 @@ TAGS = {
     "R": "recalled from the paper, not verified against the PDF",
     "sec": "stated by a secondary source quoting the paper",
 }
-AGREES, DIFFERS, NOT_COMPARABLE = "agrees in direction", "differs", "not comparable"
+AGREES, DIFFERS, INCONCLUSIVE, NOT_COMPARABLE = "agrees", "differs", "inconclusive", "not comparable"
+#: the verdicts that put a paper figure beside ours (the rest are "not comparable", with a reason)
+JUDGED = (AGREES, DIFFERS, INCONCLUSIVE)
 EMULATED_REASON = "emulated CPU (TCG): not a KVM figure"
+NO_INTERVAL_NOTE = "no interval (fewer rounds than needed)"
 DEFAULT_TOLERANCE = 0.05
 
 
 def verdict_rule(tolerance: float = DEFAULT_TOLERANCE) -> str:
     """The rule in words, for the report."""
     t = f"{tolerance:.0%}"
-    return (f"Each ratio to native r (ours: ratio of medians; the paper: ratio of means) is classed as "
-            f"'same' when within ±{t} of 1, 'above' when r > 1 + {tolerance:g}, 'below' when "
-            f"r < 1 - {tolerance:g}. '{AGREES}' means both ratios are in the same class; '{DIFFERS}' means "
-            f"they are not. '{NOT_COMPARABLE}' is given with its reason: emulated CPU (TCG), another host, "
-            f"no counterpart configuration in the paper, or a workload, metric or sweep point the paper "
-            f"did not measure.")
+    lo, hi = f"{1 - tolerance:g}", f"{1 + tolerance:g}"
+    return (f"The paper's ratio to native (a ratio of means) is classed as 'same' when within ±{t} of 1 "
+            f"(the interval [{lo}, {hi}]), 'above' when greater ({hi}, ∞), 'below' when smaller (0, {lo}). "
+            f"Ours is our {CONFIDENCE:.0%} confidence interval of the ratio of medians, not its point estimate: "
+            f"'{AGREES}' when our whole interval lies inside the paper's class, '{DIFFERS}' when it lies "
+            f"entirely outside it, '{INCONCLUSIVE}' when it straddles a class boundary or we have no "
+            f"interval (too few rounds). Our metric's direction (higher or lower is better) must be the "
+            f"paper's, else '{NOT_COMPARABLE}'; if only the units differ the note says so and the ratios "
+            f"are still compared. '{NOT_COMPARABLE}' is given with its reason: emulated CPU (TCG), another "
+            f"host, a direction that differs from the paper's, no counterpart configuration in the paper, "
+            f"a workload, metric or sweep point the paper did not measure, or an undefined ratio.")
 
 
 VERDICT_RULE = verdict_rule()
@@ -259,8 +276,73 @@ def classify(ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
     return "same"
 
 
-def verdict(ours: float, paper_ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
-    return AGREES if classify(ours, tolerance) == classify(paper_ratio, tolerance) else DIFFERS
+def class_interval(ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> tuple[float, float, bool, bool]:
+    """The ratios of ``ratio``'s class: (low, high, low included, high included).
+
+    same = [1 - t, 1 + t], above = (1 + t, inf), below = (0, 1 - t).
+    """
+    cls = classify(ratio, tolerance)
+    if cls == "above":
+        return 1 + tolerance, math.inf, False, False
+    if cls == "below":
+        return 0.0, 1 - tolerance, False, False
+    return 1 - tolerance, 1 + tolerance, True, True
+
+
+def verdict(ci_low: float, ci_high: float, paper_ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
+    """Our interval [ci_low, ci_high] against the paper's class: agrees / differs / inconclusive.
+
+    agrees: the whole interval inside the class; differs: no point of it in the class; inconclusive:
+    both (it straddles a boundary), or no interval (NaN bounds).
+    """
+    if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
+        return INCONCLUSIVE
+    if ci_low > ci_high:
+        raise ValueError(f"interval [{ci_low}, {ci_high}] is reversed")
+    lo, hi, lo_in, hi_in = class_interval(paper_ratio, tolerance)
+    above_lo = (lambda x: x >= lo) if lo_in else (lambda x: x > lo)
+    below_hi = (lambda x: x <= hi) if hi_in else (lambda x: x < hi)
+    if above_lo(ci_low) and below_hi(ci_high):
+        return AGREES
+    if not below_hi(ci_low) or not above_lo(ci_high):  # entirely above or entirely below the class
+        return DIFFERS
+    return INCONCLUSIVE
+
+
+def _direction(higher_is_better: bool) -> str:
+    return "higher is better" if higher_is_better else "lower is better"
+
+
+def _unit(u: Any) -> str:
+    """A unit for comparison: compatibility-normalised (micro sign = Greek mu), case and whitespace ignored."""
+    return "".join(unicodedata.normalize("NFKC", str(u or "")).lower().split())
+
+
+def direction_reason(ours_higher_is_better: bool, spec: MetricSpec) -> str:
+    """Why the metrics cannot be compared because their directions differ ("" when they agree)."""
+    if bool(ours_higher_is_better) == bool(spec.higher_is_better):
+        return ""
+    return (f"directions differ (ours {_direction(bool(ours_higher_is_better))}, the paper's "
+            f"{_direction(spec.higher_is_better)}): ratios not comparable")
+
+
+def unit_note(ours: Any, spec: MetricSpec) -> str:
+    """A note when the units differ ("" when they are the same up to case and whitespace)."""
+    if _unit(ours) == _unit(spec.unit):
+        return ""
+    return f"units differ (ours {ours}, paper {spec.unit}): ratios compared"
+
+
+def _float(x: Any) -> float:
+    """A number, NaN for a missing one (None, pd.NA)."""
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _finite(x: Any) -> bool:
+    return math.isfinite(_float(x))
 
 
 COMPARISON_COLUMNS = ["env", "workload", "metric", "point", "ratio", "ratio_ci_low", "ratio_ci_high",
@@ -271,7 +353,11 @@ COMPARISON_COLUMNS = ["env", "workload", "metric", "point", "ratio", "ratio_ci_l
 
 def compare(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]], workloads: dict[str, dict[str, Any]],
             paper: Paper) -> pd.DataFrame:
-    """One row per overhead row: the paper's ratio beside ours and the verdict (rule: module doc)."""
+    """One row per overhead row: the paper's ratio beside ours and the verdict (rule: module doc).
+
+    Reads the overhead columns env, driver, workload, metric, point, unit, higher_is_better, ratio,
+    ratio_ci_low, ratio_ci_high, ci_note, emulated, comparable and reason.
+    """
     rows = []
     for o in overhead.itertuples(index=False):
         row: dict[str, Any] = {"env": o.env, "workload": o.workload, "metric": o.metric, "point": o.point,
@@ -302,18 +388,30 @@ def compare(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]], worklo
                                paper_native=native.value if native else None, source=fig.source,
                                confidence=fig.confidence,
                                note="; ".join(filter(None, [mm.note, fig.note])))
+        # direction and unit checked before comparing: a direction mismatch makes any ratio meaningless
+        wrong_way = direction_reason(o.higher_is_better, mm.spec) if mm.spec is not None else ""
+        notes = [row.get("note", "")] + ([unit_note(o.unit, mm.spec)] if mm.spec is not None else [])
         # the reasons that override any match, most important first
         if o.emulated:
             # no paper figure beside an emulated result: it must never read as a KVM comparison
             row.update({k: None for k in COMPARISON_COLUMNS if k.startswith("paper_") or k in
                         ("unit_paper", "source", "confidence", "note")})
-            fig, reason = None, EMULATED_REASON
+            fig, reason, notes = None, EMULATED_REASON, []
         elif not o.comparable and o.reason:
             reason = o.reason
-        elif fig is not None and not (isinstance(o.ratio, float) and math.isfinite(o.ratio)):
+        elif wrong_way:
+            reason = wrong_way
+        elif fig is not None and not _finite(o.ratio):
             reason = "our ratio is undefined (" + (o.ci_note or "no data") + ")"
+        if reason or fig is None:
+            row["verdict"] = NOT_COMPARABLE
+        else:
+            row["verdict"] = verdict(_float(o.ratio_ci_low), _float(o.ratio_ci_high), fig.ratio, paper.tolerance)
+            if not (_finite(o.ratio_ci_low) and _finite(o.ratio_ci_high)):
+                notes.append(NO_INTERVAL_NOTE)
         row["reason"] = reason
-        row["verdict"] = NOT_COMPARABLE if reason or fig is None else verdict(o.ratio, fig.ratio, paper.tolerance)
+        if mm.spec is not None and not o.emulated:
+            row["note"] = "; ".join(filter(None, notes))
         rows.append(row)
     df = pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
     for col in ("paper_ratio", "paper_value", "paper_native"):
