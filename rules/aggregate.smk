@@ -1,10 +1,12 @@
-# aggregate: every cell -> one dataset, per-environment statistics, overhead against native with
-# bootstrap intervals, and the A/A noise floor (scripts/isobench/stats.py).
+# aggregate: every cell of every workload's final rounds -> one dataset, per-environment statistics,
+# overhead against native paired per round with t-intervals, the A/A noise floor and the precision
+# each workload reached (scripts/isobench/aggregate.py, stats.py).
 
 
 rule aggregate:
     input:
-        cells=PLAN.cells(),
+        cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl)],
+        batches=final_batches,
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
     output:
         cells="results/aggregate/cells.parquet",
@@ -14,6 +16,12 @@ rule aggregate:
         overhead_csv="results/aggregate/overhead.csv",
         calibration="results/aggregate/calibration.parquet",
         calibration_csv="results/aggregate/calibration.csv",
+        precision="results/aggregate/precision.parquet",
+        precision_csv="results/aggregate/precision.csv",
+    params:
+        seed=CFG.seed,
+    resources:
+        bench=1,
     log:
         "results/logs/aggregate.log",
     script:

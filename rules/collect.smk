@@ -3,12 +3,14 @@
 
 rule collect_cell:
     input:
-        "results/raw/{env}/{workload}/rep-{rep}",
+        "results/raw/{env}/{workload}/round-{round}",
     output:
-        "results/cells/{env}/{workload}/rep-{rep}.parquet",
+        "results/cells/{env}/{workload}/round-{round}.parquet",
     params:
         parser=parser_version,
+    resources:
+        bench=1,
     log:
-        "results/logs/collect_cell/{env}/{workload}/rep-{rep}.log",
+        "results/logs/collect_cell/{env}/{workload}/round-{round}.log",
     script:
         "../scripts/collect_cell.py"

@@ -1,6 +1,7 @@
 # Shared definitions: the validated config (CFG), the matrix, and the params each rule passes on.
 # Helpers stay thin; the logic lives in scripts/isobench.
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +22,8 @@ SUMMARY_CSV = "results/aggregate/summary.csv"
 wildcard_constraints:
     env="|".join(CFG.environments),
     workload="|".join(CFG.workloads),
-    rep=r"\d+",
+    round=r"\d+",
+    batch=r"\d+",
 
 
 def cell_settings(wildcards):

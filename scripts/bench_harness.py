@@ -68,7 +68,7 @@ def harness_overhead(runs: int) -> None:
     import pandas as pd
 
     def pipeline_value(workload: str, metric: str) -> float:
-        target = f"results/cells/native/{workload}/rep-1.parquet"
+        target = f"results/cells/native/{workload}/round-1.parquet"
         subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "bench.yaml"),
                         "--forcerun", "run_cell", "--", target], check=True, capture_output=True)
         cell = pd.read_parquet(wd / target)
@@ -183,13 +183,13 @@ def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
     envs, wls = cfg.run_environments, cfg.run_workloads
     files = ["results/provision/image.json", "results/provision/workloads.json",
              *[f"results/provision/{e}.json" for e in envs], *[f"results/warmup/{e}.json" for e in envs],
-             *[f"results/cells/{e}/{w}/rep-{r}.parquet" for e in envs for w in wls
+             *[f"results/cells/{e}/{w}/round-{r}.parquet" for e in envs for w in wls
                for r in range(1, cfg.repetitions + 1)],
              *[f"results/aggregate/{n}" for n in ("cells.parquet", "summary.parquet", "summary.csv",
                                                    "overhead.parquet", "overhead.csv", "calibration.parquet",
                                                    "calibration.csv")],
              "results/report/report.html"]
-    dirs = [f"results/raw/{e}/{w}/rep-{r}" for e in envs for w in wls for r in range(1, cfg.repetitions + 1)]
+    dirs = [f"results/raw/{e}/{w}/round-{r}" for e in envs for w in wls for r in range(1, cfg.repetitions + 1)]
     for d in [*dirs, "results/report/figures"]:
         (wd / d).mkdir(parents=True, exist_ok=True)
     for f in files:

@@ -34,8 +34,11 @@ def test_defaults_are_filled(default_raw):
 
 
 @pytest.mark.parametrize("changes, key, expected", [
-    ({"repetitions": "three"}, "repetitions", "not of type 'integer'"),
-    ({"repetitions": 0}, "repetitions", "less than the minimum"),
+    ({"repetitions": 3}, "repetitions", "no longer a key"),
+    ({"rounds__min": "three"}, "rounds.min", "not of type 'integer'"),
+    ({"rounds__max": 0}, "rounds.max", "less than the minimum"),
+    ({"precision__cpu": 0}, "precision.cpu", "less than or equal to the minimum"),
+    ({"workloads__compression__precision_pct": -1}, "workloads.compression.precision_pct", "minimum"),
     ({"profile": "huge"}, "profile", "is not one of"),
     ({"bogus_key": 1}, "(top level)", "'bogus_key' was unexpected"),
     ({"environments__lxc_nat__net": "macvlan"}, "environments.lxc_nat.net", "is not one of"),
@@ -116,18 +119,34 @@ def test_config_comments_name_only_existing_keys(default_raw):
     assert re.search(r"^profile: quick$", (ROOT / "config" / "config.yaml").read_text(), re.M)
 
 
-def test_cells_are_measured_workload_by_workload_across_environments(default_raw):
-    """Each workload runs on every environment back to back (so host drift hits all alike), the
-    environments rotated per repetition; warmups first, collecting after."""
+def test_cells_are_measured_round_by_round_in_a_random_order(default_raw):
+    """Round by round; in a round each workload on every environment back to back, the environments
+    in an order drawn per round from the seed; warmups first, collecting and decisions after."""
     from isobench.pipeline import SETUP_PRIORITY, Plan
-    raw = variant(default_raw, run={"environments": ["native", "lxc_bridge", "lxc_host"],
-                                    "workloads": ["compression", "stream"]}, repetitions=2)
+    envs = ["native", "native_aa", "lxc_bridge", "lxc_host"]
+    raw = variant(default_raw, run={"environments": envs, "workloads": ["compression", "stream"]})
     plan = Plan(config.load(raw))
-    assert plan.cell_order() == [
-        ("native", "compression", 1), ("lxc_bridge", "compression", 1), ("lxc_host", "compression", 1),
-        ("native", "stream", 1), ("lxc_bridge", "stream", 1), ("lxc_host", "stream", 1),
-        ("lxc_bridge", "compression", 2), ("lxc_host", "compression", 2), ("native", "compression", 2),
-        ("lxc_bridge", "stream", 2), ("lxc_host", "stream", 2), ("native", "stream", 2)]
-    prios = [plan.cell_priority(*cell) for cell in plan.cell_order()]
-    assert prios == sorted(prios, reverse=True) and len(set(prios)) == len(prios)
-    assert 0 < min(prios) and max(prios) < SETUP_PRIORITY
+    cells = [(e, w, r) for r in (1, 2, 3) for w in ("compression", "stream") for e in envs]
+    order = sorted(cells, key=lambda c: -plan.cell_priority(*c))
+    for i in range(0, len(order), len(envs)):       # blocks of one workload x round
+        block = order[i:i + len(envs)]
+        assert len({(w, r) for _, w, r in block}) == 1 and sorted(e for e, *_ in block) == sorted(envs)
+        _, w, r = block[0]
+        assert [e for e, *_ in block] == plan.round_order(w, r)
+    assert [(w, r) for _, w, r in order[::len(envs)]] == [("compression", 1), ("stream", 1), ("compression", 2),
+                                                           ("stream", 2), ("compression", 3), ("stream", 3)]
+    assert len({tuple(plan.round_order("compression", r)) for r in range(1, 30)}) > 5   # drawn, not rotated
+    prios = [plan.cell_priority(*c) for c in cells]
+    assert len(set(prios)) == len(prios) and 0 < min(prios) and max(prios) < SETUP_PRIORITY
+    other = Plan(config.load(variant(raw, seed=7)))
+    assert [other.round_order("compression", r) for r in range(1, 10)] != [
+        plan.round_order("compression", r) for r in range(1, 10)]
+
+
+def test_precision_targets_by_category_and_override(default_raw):
+    cfg = config.load(variant(default_raw, workloads__redis__precision_pct=3.5))
+    assert cfg.target_pct("compression") == 2 and cfg.target_pct("net_latency") == 5
+    assert cfg.target_pct("redis") == 3.5 and "precision_pct" not in cfg.workloads["redis"]
+    p = cfg.round_policy("stream")
+    assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 40, 240.0, 2.0)
+    assert "native_aa" in cfg.environments and cfg.environments["native_aa"]["driver"] == "native"

@@ -30,8 +30,8 @@ FAULTS = ROOT / "tests" / "configs" / "faults.yaml"
 STATE = Path("/var/lib/isobench")
 LXCPATH = STATE / "lxc"
 SLOW_CT = "isobench-lxc_bridge-fio_slow-1"
-CELLS = ["results/cells/native/compression/rep-1.parquet", "results/cells/native/fio_slow/rep-1.parquet",
-         "results/cells/lxc_bridge/compression/rep-1.parquet", "results/cells/lxc_bridge/fio_slow/rep-1.parquet"]
+CELLS = ["results/cells/native/compression/round-1.parquet", "results/cells/native/fio_slow/round-1.parquet",
+         "results/cells/lxc_bridge/compression/round-1.parquet", "results/cells/lxc_bridge/fio_slow/round-1.parquet"]
 
 
 def snakemake_cmd(wd: Path, *args: str) -> list[str]:
@@ -54,7 +54,7 @@ def container_pid(name: str) -> int | None:
 
 
 def measuring(wd: Path) -> bool:
-    log = wd / "results/logs/run_cell/lxc_bridge/fio_slow/rep-1.log"
+    log = wd / "results/logs/run_cell/lxc_bridge/fio_slow/round-1.log"
     return log.exists() and "preparing" in log.read_text() and container_pid(SLOW_CT) is not None
 
 
@@ -74,18 +74,18 @@ def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
-    log = (tmp_path / "results/logs/run_cell/lxc_bridge/fio_slow/rep-1.log").read_text()
-    assert "cell lxc_bridge/fio_slow/rep-1" in log and "died" in log, log[-2000:]
+    log = (tmp_path / "results/logs/run_cell/lxc_bridge/fio_slow/round-1.log").read_text()
+    assert "cell lxc_bridge/fio_slow/round-1" in log and "died" in log, log[-2000:]
     # --keep-going: every other cell completed
     done = {c for c in CELLS if (tmp_path / c).exists()}
-    assert done == set(CELLS) - {"results/cells/lxc_bridge/fio_slow/rep-1.parquet"}
-    assert not (tmp_path / "results/raw/lxc_bridge/fio_slow/rep-1").exists()   # no half result
+    assert done == set(CELLS) - {"results/cells/lxc_bridge/fio_slow/round-1.parquet"}
+    assert not (tmp_path / "results/raw/lxc_bridge/fio_slow/round-1").exists()   # no half result
     assert project_leftovers() == []
     # the next run re-measures only the failed cell
     dry = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True)
     jobs = [line.split()[-1] for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
-    assert jobs == ["results/raw/lxc_bridge/fio_slow/rep-1"] or sorted(jobs) == sorted(
-        ["results/raw/lxc_bridge/fio_slow/rep-1", "results/cells/lxc_bridge/fio_slow/rep-1.parquet"]), dry.stdout
+    assert jobs == ["results/raw/lxc_bridge/fio_slow/round-1"] or sorted(jobs) == sorted(
+        ["results/raw/lxc_bridge/fio_slow/round-1", "results/cells/lxc_bridge/fio_slow/round-1.parquet"]), dry.stdout
 
 
 def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):

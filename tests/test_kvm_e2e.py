@@ -249,7 +249,7 @@ def test_guest_killed_mid_cell_fails_that_cell_and_leaves_nothing(tmp_path):
         run_cell(cfg.env_settings("kvm"), cfg.workload_params("fio_randread"), 1, 1, 0, str(cfg.paths.root), image,
                  fingerprint(), out)
     killer.join()
-    assert "cell kvm/fio_randread/rep-1: isobench-kvm-fio_randread-1: the guest is gone" in str(err.value)
+    assert "cell kvm/fio_randread/round-1: isobench-kvm-fio_randread-1: the guest is gone" in str(err.value)
     assert not (out / "cell.json").exists()
     assert name not in our_domains()
     assert not kvm.instance_dir(StatePaths(cfg.paths.root), name).exists()

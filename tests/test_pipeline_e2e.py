@@ -50,7 +50,7 @@ def run(tmp_path_factory):
 
 
 def cells(wd: Path) -> list[Path]:
-    return sorted(wd.glob("results/cells/*/*/rep-*.parquet"))
+    return sorted(wd.glob("results/cells/*/*/round-*.parquet"))
 
 
 def test_every_env_and_workload_has_a_cell(run):
@@ -100,7 +100,7 @@ def test_warmup_saw_the_configured_limits(run):
 
 def test_raw_output_is_kept(run):
     wd, *_ = run
-    raw = wd / "results" / "raw" / "native" / "compression" / "rep-1"
+    raw = wd / "results" / "raw" / "native" / "compression" / "round-1"
     assert (raw / "iter-01.warmup.out").read_text().startswith("$ s=$(date")
     meta = json.loads((raw / "cell.json").read_text())
     assert [i["warmup"] for i in meta["iterations"]] == [True, False, False]
@@ -149,7 +149,7 @@ def test_changed_fio_parameter_reruns_only_fio_cells(run):
     assert changed == {"fio_randread"}
     assert all(p.stat().st_mtime_ns != before[p] for p in cells(wd) if p.parts[-2] == "fio_randread")
     assert warm_before == {p: p.stat().st_mtime_ns for p in warm_before}
-    depth = json.loads((wd / "results/raw/native/fio_randread/rep-1/cell.json").read_text())["params"]["iodepth"]
+    depth = json.loads((wd / "results/raw/native/fio_randread/round-1/cell.json").read_text())["params"]["iodepth"]
     assert depth == 4
 
 

@@ -29,7 +29,7 @@ IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=['\"]([^'\"]*)['\"]", re.I)
 def built(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("report")
     paths = make_run(root)
-    agg.aggregate(paths["cells"], paths["manifests"], root / "aggregate", n_boot=300)
+    agg.aggregate(paths["cells"], paths["manifests"], root / "aggregate", batches=paths["batches"])
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(root / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
                                   html_path, figures)
@@ -52,7 +52,7 @@ def test_self_contained(built):
 def test_a_section_per_workload(built):
     for wl in WORKLOADS:
         assert f"id='wl-{wl}'" in built["html"], wl
-        assert f"results/raw/*/{wl}/rep-*" in built["html"]  # the rerun command
+        assert f"results/raw/*/{wl}/round-*" in built["html"]  # the rerun command
 
 
 def test_every_figure_is_an_embedded_png_that_decodes(built):
@@ -88,14 +88,14 @@ def test_unavailable_and_missing_are_reported(built):
     for env, (_, _, reason) in UNAVAILABLE.items():
         assert env in html and reason in html
     missing = html[html.index("id='missing'"):]
-    assert "results/logs/run_cell/native/net_latency/rep-1.log" in missing
+    assert "results/logs/run_cell/native/net_latency/round-1.log" in missing
     assert "No native results for net_latency" in html
 
 
 def test_methods_and_rule(built):
     html = built["html"]
     methods = html[html.index("id='methods'"):]
-    for text in ("Synthetic CPU", "v2", "kvm_pvm", "6.1.0-test", "20150329", "Tukey", "agrees in direction",
+    for text in ("Synthetic CPU", "v2", "kvm_pvm", "6.1.0-test", "20150329", "Tukey", "inconclusive", "Benjamini-Hochberg", "t-interval",
                  "2025-01-02"):
         assert text in methods, text
 
@@ -161,13 +161,32 @@ def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
     monkeypatch.setitem(test_stats.WORKLOADS, "mixed", ("mixed", {}, {"rps": ("req/s", True, 10.0)},
                                                         ["", "connections=1", "connections=10"]))
     paths = make_run(tmp_path)
-    agg.aggregate(paths["cells"], paths["manifests"], tmp_path / "aggregate", n_boot=200)
+    agg.aggregate(paths["cells"], paths["manifests"], tmp_path / "aggregate", batches=paths["batches"])
     written = report.build_report(tmp_path / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
                                   tmp_path / "r.html", tmp_path / "figures")
     names = {p.name for p in written}
     assert {"kv.png", "mixed.png", "mixed-bars.png"} <= names
     html = (tmp_path / "r.html").read_text()
     assert "id='wl-kv'" in html and "test=get" in html
+
+
+def test_opens_with_the_forest_plot_and_the_precision_reached(built):
+    html = built["html"]
+    assert html.index("id='overview'") < html.index("id='precision'") < html.index("id='summary'")
+    assert (built["figures"] / report.OVERVIEW).exists() and built["figures"] / report.OVERVIEW in built["written"]
+    overview = html[html.index("id='overview'"):html.index("id='precision'")]
+    assert "data:image/png;base64," in overview and "noise floor" in overview
+    precision = html[html.index("id='precision'"):html.index("id='summary'")]
+    # synthetic run: compression meets 2% over 6 rounds, fio does not (lxc_nat is noisy): both said
+    assert "compression" in precision and "met" in precision and "not met" in precision
+    assert "stopped by max rounds" in precision
+    assert "Precision targets not met" in html and "smoke run" in html
+
+
+def test_aa_significance_is_counted_against_chance(built):
+    cal = built["html"][built["html"].index("id='calibration'"):]
+    assert re.search(r"<b>\d+ of \d+</b> A/A comparisons with an interval came out significant", cal)
+    assert "expected by chance" in cal
 
 
 @pytest.mark.parametrize("low, high, words", [

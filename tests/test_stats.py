@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from isobench import aggregate as agg  # noqa: E402
-from isobench import stats  # noqa: E402
+from isobench import rounds, stats  # noqa: E402
 from isobench.schema import SCHEMA  # noqa: E402
 
 # -- the synthetic run -----------------------------------------------------------------------------
@@ -61,15 +61,17 @@ WORKLOADS = {
 SPEED = {"native": 1.0, "native_again": 1.0, "lxc_bridge": 0.9, "lxc_nat": 0.995, "lxc_volume": 0.97,
          "kvm": 0.8, "kvm_tcg": 0.05}
 #: relative noise of each env (lxc_nat is noisy, so its 0.5 % difference is not significant)
-NOISE = {"lxc_nat": 0.03}
+NOISE = {"lxc_nat": 0.08}
 REDIS_SPEED = {"lxc_nat": 0.7, "lxc_bridge": 0.95}
-REPS, ITERATIONS, WARMUPS = 2, 5, 1
+ROUNDS, ITERATIONS, WARMUPS = 6, 5, 1
+#: every environment of a round shares the round's host speed (drift): the pairing must remove it
+ROUND_DRIFT = 0.05
 T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
 
 def _value(env: str, wl: str, metric: str, point: str, hib: bool, native: float, rng: np.random.Generator,
-           warmup: bool) -> float:
-    speed = REDIS_SPEED.get(env, SPEED[env]) if wl == "redis" else SPEED[env]
+           warmup: bool, drift: float = 1.0) -> float:
+    speed = (REDIS_SPEED.get(env, SPEED[env]) if wl == "redis" else SPEED[env]) * drift
     if point.partition("=")[2].isdigit():
         native = native * min(1.0, int(point.split("=")[1]) / 10)
     v = native * speed if hib else native / speed
@@ -77,26 +79,38 @@ def _value(env: str, wl: str, metric: str, point: str, hib: bool, native: float,
     return v * (0.5 if hib else 2.0) if warmup else v   # warm-ups are far off: they must not count
 
 
-def cell_table(env: str, wl: str, rep: int) -> pa.Table:
-    """One cell's rows, built with schema.SCHEMA."""
+SENTINEL = {"steal_pct": 0.1, "busy_pct": 60.0, "host_cpu_s": 12.0, "procs_running": 2.0, "load1": 1.5,
+            "cpu_mhz": 2000.0, "canary_start_s": 0.1, "canary_end_s": 0.101, "cell_seconds": 100.0}
+
+
+def cell_table(env: str, wl: str, rnd: int, **sentinel) -> pa.Table:
+    """One cell's rows, built with schema.SCHEMA; ``sentinel`` overrides the host readings."""
     driver, settings, labels = ENVS[env]
     kind, params, metrics, points = WORKLOADS[wl]
-    rng = stats.group_rng(7, env, wl, rep)
+    rng = stats.group_rng(7, env, wl, rnd)
+    drift = 1 + ROUND_DRIFT * stats.group_rng(7, "drift", wl, rnd).standard_normal()
     rows = []
     for it in range(1, WARMUPS + ITERATIONS + 1):
         warm = it <= WARMUPS
-        start = T0 + timedelta(minutes=10 * rep, seconds=20 * it)
+        start = T0 + timedelta(minutes=10 * rnd, seconds=20 * it)
         for point in points:
             for metric, (unit, hib, native) in metrics.items():
                 rows.append({
-                    "env": env, "driver": driver, "workload": wl, "kind": kind, "rep": rep, "iteration": it,
+                    "env": env, "driver": driver, "workload": wl, "kind": kind, "round": rnd, "iteration": it,
                     "warmup": warm, "point": point, "metric": metric,
-                    "value": _value(env, wl, metric, point, hib, native, rng, warm),
+                    "value": _value(env, wl, metric, point, hib, native, rng, warm, drift),
                     "unit": unit, "higher_is_better": hib, "started_at": start,
                     "ended_at": start + timedelta(seconds=15), "tool_version": f"{kind} 1.0",
                     "host_fingerprint": "abc123", "accel": labels["accel"], "emulated": labels["emulated"],
-                    "image_key": "img1", "settings": json.dumps(settings, sort_keys=True)})
+                    "image_key": "img1", "settings": json.dumps(settings, sort_keys=True),
+                    **{**SENTINEL, **sentinel}})
     return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+
+POLICY = {"min_rounds": ROUNDS, "max_rounds": ROUNDS, "budget_s": 3600.0, "target_pct": 2.0,
+          "max_steal_pct": 5.0, "max_canary_change_pct": 30.0}
+PRIMARY = {"compression": {"throughput"}, "fio_randread": {"read_iops"}, "redis": {"set_rps"},
+           "net_latency": {"latency"}}
 
 
 def manifest(env: str) -> dict:
@@ -126,11 +140,20 @@ def make_run(root: Path) -> dict:
         for wl in WORKLOADS:
             if wl == "net_latency" and env in ("native", "native_again"):
                 continue  # the baseline's cells of this workload are missing
-            for rep in range(1, REPS + 1):
-                p = root / "cells" / env / wl / f"rep-{rep}.parquet"
+            for rnd in range(1, ROUNDS + 1):
+                p = root / "cells" / env / wl / f"round-{rnd}.parquet"
                 p.parent.mkdir(parents=True, exist_ok=True)
-                pq.write_table(cell_table(env, wl, rep), p)
+                pq.write_table(cell_table(env, wl, rnd), p)
                 cells.append(p)
+    all_cells = agg.read_cells(cells)
+    batches = []
+    for wl in WORKLOADS:
+        record = rounds.decide(all_cells, POLICY, workload=wl, rounds_measured=ROUNDS, baseline="native",
+                               primary=PRIMARY.get(wl, set()), emulated={"kvm_tcg"})
+        p = root / "rounds" / wl / "batch-0.json"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(record))
+        batches.append(p)
     manifests, warmups = [], []
     for env in [*ENVS, *UNAVAILABLE]:
         p = root / "provision" / f"{env}.json"
@@ -142,7 +165,8 @@ def make_run(root: Path) -> dict:
             w.parent.mkdir(parents=True, exist_ok=True)
             w.write_text(json.dumps(warmup_record(env)))
             warmups.append(w)
-    doc = {"_run": {"profile": "quick", "repetitions": REPS, "iterations": ITERATIONS,
+    doc = {"_run": {"profile": "quick", "seed": 20150329,
+                    "rounds": {"min": ROUNDS, "max": ROUNDS, "budget_minutes": 60}, "iterations": ITERATIONS,
                     "warmup_iterations": WARMUPS, "baseline": "native",
                     "environments": [*ENVS, *UNAVAILABLE], "workloads": list(WORKLOADS),
                     "limits": {"cpus": 2, "memory_mib": 2048}}}
@@ -150,10 +174,10 @@ def make_run(root: Path) -> dict:
         doc[wl] = {"kind": kind, "description": f"synthetic {kind}", "params": params,
                    "metrics": {m: {"unit": u, "higher_is_better": h, "description": f"{m} (synthetic)"}
                                for m, (u, h, _) in metrics.items()},
-                   "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl}/rep-*"}
+                   "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl}/round-*"}
     wj = root / "provision" / "workloads.json"
     wj.write_text(json.dumps(doc))
-    return {"cells": cells, "manifests": manifests, "warmups": warmups, "workloads": wj}
+    return {"cells": cells, "manifests": manifests, "warmups": warmups, "workloads": wj, "batches": batches}
 
 
 @pytest.fixture(scope="module")
@@ -161,8 +185,9 @@ def run(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("run")
     paths = make_run(root)
     out = root / "aggregate"
-    agg.aggregate(paths["cells"], paths["manifests"], out, n_boot=500)
+    agg.aggregate(paths["cells"], paths["manifests"], out, batches=paths["batches"])
     return {**paths, "out": out, "summary": pd.read_parquet(out / "summary.parquet"),
+            "precision": pd.read_parquet(out / "precision.parquet"),
             "overhead": pd.read_parquet(out / "overhead.parquet"),
             "calibration": pd.read_parquet(out / "calibration.parquet")}
 
@@ -253,17 +278,20 @@ def test_group_rng_depends_only_on_key():
 # -- aggregation -----------------------------------------------------------------------------------
 def test_warmups_excluded(run):
     s = _row(run["summary"], env="native", workload="compression", metric="throughput")
-    assert s["n"] == REPS * ITERATIONS and s["n_warmup"] == REPS * WARMUPS and s["n_reps"] == REPS
+    assert s["n"] == ROUNDS * ITERATIONS and s["n_warmup"] == ROUNDS * WARMUPS and s["n_rounds"] == ROUNDS
     cells = pd.read_parquet(run["out"] / "cells.parquet")
     sel = cells[(cells.env == "native") & (cells.workload == "compression")]
-    assert s["median"] == pytest.approx(np.median(sel[~sel.warmup].value))
-    assert s["median"] == pytest.approx(100, rel=0.01)  # the warm-ups (50) did not pull it down
+    per_cell = sel[~sel.warmup].groupby("round")["value"].median()
+    assert s["mean"] == pytest.approx(per_cell.mean()) and s["median"] == pytest.approx(per_cell.median())
+    assert s["mean"] == pytest.approx(100, rel=0.05)  # the warm-ups (50) did not pull it down
+    # the interval is over cells (rounds), so it is as wide as the rounds' drift makes it
+    assert s["ci_low"] < s["mean"] < s["ci_high"] and (s["ci_high"] - s["ci_low"]) / s["mean"] > 0.02
     assert not sel[sel.warmup].outlier.any()
 
 
 def test_cells_parquet_keeps_schema(run):
     table = pq.read_table(run["out"] / "cells.parquet")
-    assert table.schema.names == SCHEMA.names + ["outlier"]
+    assert table.schema.names == SCHEMA.names + ["outlier", "flagged"]
     for f in SCHEMA:
         assert table.schema.field(f.name).type == f.type
     assert table.num_rows == sum(pq.read_metadata(p).num_rows for p in run["cells"])
@@ -303,7 +331,11 @@ def test_aa_calibration_sets_noise_floor(run):
     c = run["calibration"]
     assert set(zip(c["env_a"], c["env_b"])) == {("native", "native_again")}
     row = _row(c, workload="compression", metric="throughput")
-    assert row["noise_floor_pct"] == pytest.approx(abs(row["diff_pct"])) and row["noise_floor_pct"] < 1
+    x, y, _ = rounds.paired(rounds.cell_values(agg.read_cells(run["cells"])), "native_again", "native",
+                            "throughput", "")
+    p95 = (math.exp(np.percentile(np.abs(np.log(x / y)), 95)) - 1) * 100
+    assert row["noise_floor_pct"] == pytest.approx(p95) and 0 < row["noise_floor_pct"] < 1
+    assert row["n"] == ROUNDS and not row["significant"]
     o = _row(run["overhead"], env="lxc_volume", workload="compression", metric="throughput")
     assert o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"]) and not o["within_noise_floor"]
     again = _row(run["overhead"], env="native_again", workload="compression", metric="throughput")
@@ -321,15 +353,16 @@ def test_deterministic_and_order_independent(run, tmp_path):
     shuffled = list(run["cells"])
     random.Random(1).shuffle(shuffled)
     out2 = tmp_path / "again"
-    agg.aggregate(shuffled, list(reversed(run["manifests"])), out2, n_boot=500)
+    agg.aggregate(shuffled, list(reversed(run["manifests"])), out2, batches=list(reversed(run["batches"])))
     for name in ("cells.parquet", "summary.parquet", "summary.csv", "overhead.parquet", "overhead.csv",
-                 "calibration.parquet", "calibration.csv"):
+                 "calibration.parquet", "calibration.csv", "precision.parquet", "precision.csv"):
         assert (run["out"] / name).read_bytes() == (out2 / name).read_bytes(), name
 
 
 def test_stats_parameters_stored(run):
     meta = agg.read_metadata(run["out"] / "overhead.parquet")
-    assert meta["seed"] == 20150329 and meta["n_boot"] == 500 and meta["aa_pairs"] == [["native", "native_again"]]
+    assert meta["seed"] == 20150329 and meta["aa_pairs"] == [["native", "native_again"]]
+    assert "t-interval" in meta["ci_method"] and "Benjamini-Hochberg" in meta["fdr"]
     assert "Tukey" in meta["outlier_rule"]
 
 
@@ -348,7 +381,7 @@ def test_no_inputs_writes_empty_tables(tmp_path):
 
 
 def test_single_iteration_cells_flow_through(tmp_path):
-    """n=1 per group: no CI anywhere, said so, and the ratio is still reported (not significant)."""
+    """One round of one iteration: no interval anywhere, said so, and the ratio is still reported."""
     files = []
     for env in ("native", "lxc_bridge"):
         t = cell_table(env, "compression", 1).to_pandas()
@@ -358,7 +391,7 @@ def test_single_iteration_cells_flow_through(tmp_path):
         files.append(p)
     agg.aggregate(files, [], tmp_path / "out")
     s = pd.read_parquet(tmp_path / "out" / "summary.parquet")
-    assert (s["n"] == 1).all() and s["ci_low"].isna().all() and s["ci_note"].str.contains("no confidence").all()
+    assert (s["n"] == 1).all() and s["ci_low"].isna().all() and s["ci_note"].str.contains("no interval").all()
     o = _row(pd.read_parquet(tmp_path / "out" / "overhead.parquet"), env="lxc_bridge")
     assert o["ratio"] == pytest.approx(0.9, abs=0.01) and math.isnan(o["ratio_ci_low"])
-    assert not o["significant"] and "no CI" in o["effect"]
+    assert not o["significant"] and "no interval" in o["effect"]

@@ -1,25 +1,33 @@
 """Every cell's Parquet file -> one dataset, per-group statistics, overhead against the baseline.
 
-``aggregate()`` writes into ``out_dir`` (each file atomically, complete or absent):
+The round is the statistical unit (:mod:`isobench.rounds`): each cell reduces to one value per
+metric and sweep point (the median of its measured iterations), and the rounds, not the
+iterations, are what intervals are taken over. ``aggregate()`` writes into ``out_dir`` (each file
+atomically, complete or absent):
 
-* ``cells.parquet``: every row of every cell (schema.SCHEMA) plus one column, ``outlier`` (Tukey's
-  fences within its env x workload x metric x point group; always False for warm-up rows);
-* ``summary.parquet`` / ``summary.csv``: one row per env x workload x metric x point over the
-  measured iterations of all repetitions (warm-ups only counted, as ``n_warmup``), see
-  :data:`SUMMARY_COLUMNS`;
-* ``overhead.parquet`` / ``overhead.csv``: every other environment against the baseline, ratio of
-  medians with a bootstrap CI, signed "% slower/faster", significance, comparability and the A/A
-  noise floor, see :data:`OVERHEAD_COLUMNS`;
+* ``cells.parquet``: every row of every cell (schema.SCHEMA) plus ``outlier`` (Tukey's fences
+  within its env x workload x metric x point group; always False for warm-up rows) and ``flagged``
+  (the sentinel flagged the row's round: it does not count);
+* ``summary.parquet`` / ``summary.csv``: one row per env x workload x metric x point over the cells
+  of the counted rounds: median and mean of the cell values, the 95 % t-interval of the mean over
+  cells, the spread between cells, see :data:`SUMMARY_COLUMNS`;
+* ``overhead.parquet`` / ``overhead.csv``: every other environment against the baseline, paired
+  per round (:func:`isobench.stats.paired_ratio`): ratio, t-interval, half-width against the
+  precision target, Benjamini-Hochberg adjusted significance, the A/A noise floor, see
+  :data:`OVERHEAD_COLUMNS`;
 * ``calibration.parquet`` / ``calibration.csv``: A/A pairs, environments whose manifests have the
-  same driver, settings and labels (e.g. ``native`` and ``native_again``). What they differ by is
-  pure run-to-run noise, reported per workload x metric x point as the noise floor.
+  same driver, settings and labels (``native`` and ``native_aa``), analysed the same paired way;
+  what they differ by is pure noise. The noise floor of a workload x metric x point is the 95th
+  percentile of the A/A pair's absolute per-round differences;
+* ``precision.parquet`` / ``precision.csv``: per workload the target, the rounds measured, usable
+  and flagged (with the reasons), the worst half-width reached, whether a cap stopped it, and the
+  rounds the ideal (1.96 SD / h)^2 implies for the observed paired SD.
 
-The statistics themselves are in :mod:`isobench.stats`. The parameters used (seed, resamples, rules)
-are stored as JSON in the ``isobench_stats`` schema metadata of every Parquet output, so the report
-can state them without being told.
+The parameters used (seed, rules) are stored as JSON in the ``isobench_stats`` schema metadata of
+every Parquet output, so the report can state them without being told.
 
-Determinism: inputs are sorted by path and rows by their key columns, each group's bootstrap has its
-own generator seeded from (seed, group key), and nothing depends on the order the files arrive in.
+Determinism: inputs are sorted by path and rows by their key columns; nothing depends on the order
+the files arrive in.
 """
 
 from __future__ import annotations
@@ -37,14 +45,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import stats
+from . import rounds, stats
 from .schema import SCHEMA
 from .util import atomic_write_bytes, read_json
 
 log = logging.getLogger("isobench")
 
 GROUP = ["env", "workload", "metric", "point"]
-ROW_ORDER = ["env", "workload", "rep", "iteration", "point", "metric"]
+ROW_ORDER = ["env", "workload", "round", "iteration", "point", "metric"]
 EMULATED_REASON = "emulated CPU (TCG): not a KVM figure"
 #: manifest keys that name an environment rather than configure it (ignored when matching A/A pairs)
 NAME_KEYS = ("env", "name")
@@ -52,19 +60,21 @@ NAME_KEYS = ("env", "name")
 SUMMARY_COLUMNS = {
     "env": "string", "driver": "string", "workload": "string", "kind": "string", "metric": "string",
     "point": "string", "unit": "string", "higher_is_better": "bool", "accel": "string", "emulated": "bool",
-    "n": "int64", "n_warmup": "int64", "n_nonfinite": "int64", "n_reps": "int64", "reps": "string",
+    "n_rounds": "int64", "rounds": "string", "n": "int64", "n_warmup": "int64", "n_nonfinite": "int64",
     "median": "float64", "mean": "float64", "stdev": "float64", "cv": "float64",
     "ci_low": "float64", "ci_high": "float64", "ci_note": "string", "n_outliers": "int64",
-    "rep_median_cv": "float64", "tool_version": "string", "host_fingerprint": "string",
+    "tool_version": "string", "host_fingerprint": "string",
     "first_started_at": "datetime64[us, UTC]", "last_ended_at": "datetime64[us, UTC]",
 }
 
 OVERHEAD_COLUMNS = {
     "env": "string", "baseline": "string", "driver": "string", "workload": "string", "kind": "string",
-    "metric": "string", "point": "string", "unit": "string", "higher_is_better": "bool",
-    "accel": "string", "emulated": "bool", "n": "int64", "n_baseline": "int64",
+    "metric": "string", "point": "string", "unit": "string", "higher_is_better": "bool", "primary": "bool",
+    "accel": "string", "emulated": "bool", "aa": "bool", "n": "int64",
     "median": "float64", "median_baseline": "float64",
     "ratio": "float64", "ratio_ci_low": "float64", "ratio_ci_high": "float64", "ci_note": "string",
+    "sd_log": "float64", "halfwidth_pct": "float64", "target_pct": "float64", "target_met": "bool",
+    "p_value": "float64", "q_value": "float64",
     "overhead_pct": "float64", "overhead_ci_low": "float64", "overhead_ci_high": "float64",
     "significant": "bool", "effect": "string", "comparable": "bool", "reason": "string",
     "noise_floor_pct": "float64", "within_noise_floor": "bool",
@@ -72,10 +82,17 @@ OVERHEAD_COLUMNS = {
 
 CALIBRATION_COLUMNS = {
     "env_a": "string", "env_b": "string", "workload": "string", "metric": "string", "point": "string",
-    "unit": "string", "higher_is_better": "bool", "n_a": "int64", "n_b": "int64",
+    "unit": "string", "higher_is_better": "bool", "n": "int64",
     "median_a": "float64", "median_b": "float64", "ratio": "float64", "ratio_ci_low": "float64",
-    "ratio_ci_high": "float64", "ci_note": "string", "diff_pct": "float64", "noise_floor_pct": "float64",
-    "significant": "bool",
+    "ratio_ci_high": "float64", "ci_note": "string", "sd_log": "float64", "halfwidth_pct": "float64",
+    "diff_pct": "float64", "p95_diff_pct": "float64", "noise_floor_pct": "float64", "significant": "bool",
+}
+
+PRECISION_COLUMNS = {
+    "workload": "string", "target_pct": "float64", "rounds": "int64", "usable": "int64", "flagged": "int64",
+    "flagged_why": "string", "halfwidth_pct": "float64", "worst_env": "string", "worst_metric": "string",
+    "worst_point": "string", "sd_log": "float64", "ideal_rounds": "int64", "met": "bool", "stop": "string",
+    "capped": "bool", "seconds": "float64",
 }
 
 
@@ -141,30 +158,42 @@ def _joined(values: pd.Series) -> str:
     return "; ".join(sorted({str(v) for v in values if str(v)}))
 
 
-def summarize(cells: pd.DataFrame, *, seed: int, n_boot: int) -> tuple[pd.DataFrame, pd.Series]:
-    """Per-group statistics over measured iterations, and the outlier flag of every cell row."""
+def flag_rows(cells: pd.DataFrame, flagged: dict[str, dict[int, str]]) -> pd.Series:
+    """True for the rows of rounds the sentinel flagged (``flagged``: workload -> round -> why)."""
+    keys = {(w, r) for w, rs in flagged.items() for r in rs}
+    if not keys or cells.empty:
+        return pd.Series(False, index=cells.index)
+    return pd.Series([(w, r) in keys for w, r in zip(cells["workload"], cells["round"])], index=cells.index)
+
+
+def summarize(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """Per-group statistics over the cells of the counted rounds, and every row's outlier flag."""
     outlier = pd.Series(False, index=cells.index)
+    values = rounds.cell_values(cells)
+    by_group = {k: g for k, g in values.groupby(GROUP, sort=True)} if not values.empty else {}
     rows = []
     for key, g in cells.groupby(GROUP, sort=True):
         measured = g[~g["warmup"]]
         if measured.empty:
             continue
-        values = measured["value"].to_numpy(dtype=np.float64)
-        outlier.loc[measured.index] = stats.outlier_mask(values)
-        st = stats.describe(values, stats.group_rng(seed, "summary", *key), n_boot)
-        rep_medians = measured.groupby("rep")["value"].median().to_numpy(dtype=np.float64)
-        rep_medians = rep_medians[np.isfinite(rep_medians)]
-        rep_cv = (float(np.std(rep_medians, ddof=1) / np.mean(rep_medians))
-                  if rep_medians.size > 1 and np.mean(rep_medians) != 0 else float("nan"))
-        reps = sorted(measured["rep"].unique().tolist())
+        it = measured["value"].to_numpy(dtype=np.float64)
+        outlier.loc[measured.index] = stats.outlier_mask(it)
+        cv = by_group[key]["value"].to_numpy(dtype=np.float64)
+        fin = stats.finite(cv)
+        mean, lo, hi, note = stats.mean_interval(fin)
+        stdev = float(np.std(fin, ddof=1)) if fin.size > 1 else math.nan
+        rnds = sorted(int(r) for r in by_group[key]["round"])
         rows.append({
             **dict(zip(GROUP, key)),
             "driver": _one(g["driver"], "driver", key), "kind": _one(g["kind"], "kind", key),
             "unit": _one(g["unit"], "unit", key),
             "higher_is_better": bool(_one(g["higher_is_better"], "direction", key)),
             "accel": _one(g["accel"], "accel", key), "emulated": bool(_one(g["emulated"], "emulated", key)),
-            "n_warmup": int(g["warmup"].sum()), "n_reps": len(reps), "reps": ",".join(map(str, reps)),
-            **st.as_dict(), "rep_median_cv": rep_cv,
+            "n_rounds": len(rnds), "rounds": ",".join(map(str, rnds)), "n": int(np.isfinite(it).sum()),
+            "n_warmup": int(g["warmup"].sum()), "n_nonfinite": int((~np.isfinite(it)).sum()),
+            "median": float(np.median(fin)) if fin.size else math.nan, "mean": mean, "stdev": stdev,
+            "cv": stdev / mean if fin.size > 1 and mean else math.nan,
+            "ci_low": lo, "ci_high": hi, "ci_note": note, "n_outliers": int(stats.outlier_mask(it).sum()),
             "tool_version": _joined(measured["tool_version"]),
             "host_fingerprint": _joined(measured["host_fingerprint"]),
             "first_started_at": measured["started_at"].min(), "last_ended_at": measured["ended_at"].max(),
@@ -172,38 +201,41 @@ def summarize(cells: pd.DataFrame, *, seed: int, n_boot: int) -> tuple[pd.DataFr
     return _frame(rows, SUMMARY_COLUMNS), outlier
 
 
-def _measured(cells: pd.DataFrame) -> dict[tuple, np.ndarray]:
-    m = cells[~cells["warmup"]]
-    return {key: g["value"].to_numpy(dtype=np.float64) for key, g in m.groupby(GROUP, sort=True)}
+def _pct(log_value: float) -> float:
+    return (math.exp(log_value) - 1) * 100 if math.isfinite(log_value) else math.nan
 
 
-def calibration(cells: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str, seed: int,
-                n_boot: int) -> pd.DataFrame:
-    """A/A comparisons: every group both environments of an identical pair measured."""
-    values = _measured(cells)
-    summary_meta = cells.drop_duplicates(GROUP).set_index(GROUP)
+def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str) -> pd.DataFrame:
+    """A/A comparisons, paired per round: every group both environments of an identical pair measured."""
     rows = []
+    meta = values.drop_duplicates(["env", "workload", "metric", "point"]).set_index(["env", "workload", "metric",
+                                                                                       "point"])
     for a, b in aa_pairs(manifests, baseline):
-        for (env, wl, metric, point), vb in values.items():
-            if env != b or (a, wl, metric, point) not in values:
+        keys = values[values["env"] == b][["workload", "metric", "point"]].drop_duplicates()
+        for wl, metric, point in sorted(keys.itertuples(index=False)):
+            if (a, wl, metric, point) not in meta.index:
                 continue
-            va = values[(a, wl, metric, point)]
-            r = stats.ratio_of_medians(vb, va, stats.group_rng(seed, "aa", a, b, wl, metric, point), n_boot)
-            meta = summary_meta.loc[(b, wl, metric, point)]
-            diff = stats.overhead_pct(r.ratio, bool(meta["higher_is_better"]))
+            sub = values[values["workload"] == wl]
+            x, y, _ = rounds.paired(sub, b, a, metric, point)
+            ps = stats.paired_ratio(x, y)
+            d = stats.log_ratios(x, y)
+            m = meta.loc[(b, wl, metric, point)]
+            hib = bool(m["higher_is_better"])
+            p95 = _pct(float(np.percentile(np.abs(d), 95))) if d.size else math.nan
             rows.append({"env_a": a, "env_b": b, "workload": wl, "metric": metric, "point": point,
-                         "unit": meta["unit"], "higher_is_better": bool(meta["higher_is_better"]),
-                         "n_a": int(np.isfinite(va).sum()), "n_b": int(np.isfinite(vb).sum()),
-                         "median_a": float(np.nanmedian(va)) if np.isfinite(va).any() else math.nan,
-                         "median_b": float(np.nanmedian(vb)) if np.isfinite(vb).any() else math.nan,
-                         "ratio": r.ratio, "ratio_ci_low": r.ci_low, "ratio_ci_high": r.ci_high,
-                         "ci_note": r.note, "diff_pct": diff, "noise_floor_pct": abs(diff),
-                         "significant": r.significant})
+                         "unit": m["unit"], "higher_is_better": hib, "n": ps.n,
+                         "median_a": float(np.median(y)) if y.size else math.nan,
+                         "median_b": float(np.median(x)) if x.size else math.nan,
+                         "ratio": ps.ratio, "ratio_ci_low": ps.ci_low, "ratio_ci_high": ps.ci_high,
+                         "ci_note": ps.note, "sd_log": ps.sd_log, "halfwidth_pct": ps.halfwidth_pct,
+                         "diff_pct": stats.overhead_pct(ps.ratio, hib), "p95_diff_pct": p95,
+                         "noise_floor_pct": p95, "significant": ps.excludes_one})
     return _frame(rows, CALIBRATION_COLUMNS)
 
 
 def noise_floor(calib: pd.DataFrame) -> dict[tuple[str, str, str], float]:
-    """Largest A/A difference per workload x metric x point (NaN differences ignored)."""
+    """Per workload x metric x point: the largest A/A noise floor (95th percentile of the absolute
+    per-round A/A differences, in %) over the A/A pairs; NaN floors ignored."""
     out: dict[tuple[str, str, str], float] = {}
     for row in calib.itertuples(index=False):
         if math.isfinite(row.noise_floor_pct):
@@ -212,13 +244,12 @@ def noise_floor(calib: pd.DataFrame) -> dict[tuple[str, str, str], float]:
     return out
 
 
-def overhead(cells: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, seed: int, n_boot: int,
+def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targets: dict[str, float],
+             primary: dict[str, set[str]], aa_envs: set[str],
              floors: dict[tuple[str, str, str], float] | None = None) -> pd.DataFrame:
-    """Every non-baseline group against the baseline's group of the same workload, metric and point.
-
-    Groups whose workload the baseline did not measure get no row (the report says why).
-    """
-    values = _measured(cells)
+    """Every non-baseline group against the baseline's group of the same workload, metric and point,
+    paired per round. Groups whose workload the baseline did not measure get no row (the report
+    says why). Significance: Benjamini-Hochberg over the comparable, non-A/A rows."""
     floors = floors or {}
     base = summary[summary["env"] == baseline].set_index(["workload", "metric", "point"])
     rows = []
@@ -227,37 +258,84 @@ def overhead(cells: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, seed:
         if bkey not in base.index:
             continue
         b = base.loc[bkey]
-        r = stats.ratio_of_medians(values[(s.env, *bkey)], values[(baseline, *bkey)],
-                                   stats.group_rng(seed, "overhead", baseline, s.env, *bkey), n_boot)
+        x, y, _ = rounds.paired(values[values["workload"] == s.workload], s.env, baseline, s.metric, s.point)
+        ps = stats.paired_ratio(x, y)
         hib = bool(s.higher_is_better)
-        pct = stats.overhead_pct(r.ratio, hib)
-        lo, hi = stats.overhead_interval(r.ci_low, r.ci_high, hib)
+        pct = stats.overhead_pct(ps.ratio, hib)
+        lo, hi = stats.overhead_interval(ps.ci_low, ps.ci_high, hib)
         reasons = []
         if s.emulated:
             reasons.append(EMULATED_REASON)
         if s.host_fingerprint != b["host_fingerprint"]:
             reasons.append(f"measured on another host than {baseline} "
                            f"(fingerprint {s.host_fingerprint or '?'} vs {b['host_fingerprint'] or '?'})")
-        effect = stats.effect_words(pct, baseline)
-        if r.has_ci and not r.significant:
-            effect += " (not significant: CI contains 1)"
-        elif not r.has_ci and math.isfinite(r.ratio):
-            effect += f" (no CI: {r.note})"
-        if s.emulated:
-            effect = f"emulated (TCG), not a KVM figure: {effect}"
-        floor = floors.get(bkey, math.nan)
+        target = targets.get(s.workload, math.nan)
         rows.append({
             "env": s.env, "baseline": baseline, "driver": s.driver, "workload": s.workload, "kind": s.kind,
             "metric": s.metric, "point": s.point, "unit": s.unit, "higher_is_better": hib,
-            "accel": s.accel, "emulated": bool(s.emulated), "n": s.n, "n_baseline": int(b["n"]),
-            "median": s.median, "median_baseline": float(b["median"]),
-            "ratio": r.ratio, "ratio_ci_low": r.ci_low, "ratio_ci_high": r.ci_high, "ci_note": r.note,
+            "primary": s.metric in primary.get(s.workload, set()), "accel": s.accel,
+            "emulated": bool(s.emulated), "aa": s.env in aa_envs, "n": ps.n,
+            "median": float(np.median(x)) if x.size else math.nan,
+            "median_baseline": float(np.median(y)) if y.size else math.nan,
+            "ratio": ps.ratio, "ratio_ci_low": ps.ci_low, "ratio_ci_high": ps.ci_high, "ci_note": ps.note,
+            "sd_log": ps.sd_log, "halfwidth_pct": ps.halfwidth_pct, "target_pct": target,
+            "target_met": bool(ps.has_ci and ps.halfwidth_pct <= target),
+            "p_value": ps.p_value if ps.has_ci else math.nan,
             "overhead_pct": pct, "overhead_ci_low": lo, "overhead_ci_high": hi,
-            "significant": r.significant, "effect": effect, "comparable": not reasons,
-            "reason": "; ".join(reasons), "noise_floor_pct": floor,
-            "within_noise_floor": bool(math.isfinite(floor) and math.isfinite(pct) and abs(pct) <= floor),
+            "comparable": not reasons, "reason": "; ".join(reasons), "noise_floor_pct": floors.get(bkey, math.nan),
         })
-    return _frame(rows, OVERHEAD_COLUMNS)
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return _frame([], OVERHEAD_COLUMNS)
+    family = df["comparable"] & ~df["aa"]
+    q = np.full(len(df), np.nan)
+    q[family.to_numpy()] = stats.bh_adjust(df.loc[family, "p_value"].to_numpy(np.float64))
+    df["q_value"] = q
+    alpha = 1 - stats.CONFIDENCE
+    # A/A rows are judged by their own interval (they are the test of the method, not a finding)
+    df["significant"] = [bool(np.isfinite(qv) and qv < alpha) if not aa else
+                         bool(math.isfinite(lo_) and (lo_ > 1 or hi_ < 1))
+                         for qv, aa, lo_, hi_ in zip(df["q_value"], df["aa"], df["ratio_ci_low"], df["ratio_ci_high"])]
+    df["within_noise_floor"] = [bool(math.isfinite(f) and math.isfinite(p) and abs(p) <= f)
+                                for f, p in zip(df["noise_floor_pct"], df["overhead_pct"])]
+    df["effect"] = [_effect(r, baseline) for r in df.itertuples(index=False)]
+    return _frame(df.to_dict("records"), OVERHEAD_COLUMNS)
+
+
+def _effect(r, baseline: str) -> str:
+    words = stats.effect_words(r.overhead_pct, baseline)
+    if not math.isfinite(r.ratio_ci_low):
+        if math.isfinite(r.ratio):
+            words += f" (no interval: {r.ci_note})"
+    elif r.within_noise_floor:
+        words += f" (within the A/A noise floor of {r.noise_floor_pct:.1f}%)"
+    elif r.aa and not r.significant:
+        words += " (not significant: CI contains 1)"
+    elif r.comparable and not r.significant:
+        words += " (not significant after FDR control)"
+    if r.emulated:
+        words = f"emulated (TCG), not a KVM figure: {words}"
+    return words
+
+
+def precision_table(batches: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per workload from its final round decision (isobench.rounds.decide)."""
+    rows = []
+    for rec in sorted(batches, key=lambda r: r["workload"]):
+        worst = rec.get("worst") or {}
+        sd = worst.get("sd_log", math.nan)
+        sd = math.nan if sd is None else float(sd)
+        stop = rec.get("stop", "")
+        rows.append({"workload": rec["workload"], "target_pct": rec["target_pct"], "rounds": rec["rounds"],
+                     "usable": rec["usable"], "flagged": len(rec.get("flagged", {})),
+                     "flagged_why": "; ".join(f"round {r}: {w}" for r, w in rec.get("flagged", {}).items()),
+                     "halfwidth_pct": worst.get("halfwidth_pct", math.nan), "worst_env": worst.get("env", ""),
+                     "worst_metric": worst.get("metric", ""), "worst_point": worst.get("point", ""),
+                     "sd_log": sd, "ideal_rounds": stats.rounds_for(sd, rec["target_pct"], t_based=False)
+                     if math.isfinite(sd) else 0,
+                     "met": stop == "target met", "stop": stop, "capped": stop in ("max rounds", "time budget"),
+                     "seconds": rec.get("seconds", math.nan)})
+    return _frame(rows, PRECISION_COLUMNS)
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -288,35 +366,50 @@ def _write(df: pd.DataFrame, parquet: Path, csv: Path, meta: dict[str, Any]) -> 
     atomic_write_bytes(csv, df.to_csv(index=False, lineterminator="\n").encode())
 
 
-def stats_metadata(*, baseline: str, seed: int, n_boot: int, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+def stats_metadata(*, baseline: str, seed: int, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """The parameters and rules behind the numbers, stored with every output."""
-    return {"baseline": baseline, "seed": seed, "n_boot": n_boot, "confidence": stats.CONFIDENCE,
-            "ci_method": stats.CI_METHOD, "min_n_ci": stats.MIN_N_CI, "small_n": stats.SMALL_N,
+    return {"baseline": baseline, "seed": seed, "confidence": stats.CONFIDENCE,
+            "ci_method": stats.PAIRED_METHOD, "absolute_ci_method": "t-interval of the mean of the cell values",
+            "fdr": stats.FDR_METHOD, "min_rounds_ci": stats.MIN_ROUNDS_CI, "min_n_ci": stats.MIN_N_CI,
             "outlier_rule": stats.OUTLIER_RULE, "aa_pairs": [list(p) for p in pairs],
-            "pooling": "measured iterations of all repetitions pooled per group"}
+            "unit": "round: one value per cell (median of its measured iterations), paired by round",
+            "noise_floor": "95th percentile of the absolute per-round A/A differences"}
 
 
-def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, *, baseline: str = "native",
-              seed: int = 20150329, n_boot: int = 2000) -> None:
-    """Write cells, summary, overhead and calibration tables into out_dir (see the module doc)."""
+def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, *,
+              batches: list[Path] = (), baseline: str = "native", seed: int = 20150329) -> None:
+    """Write cells, summary, overhead, calibration and precision tables into out_dir (module doc)."""
     out_dir = Path(out_dir)
     cells = read_cells(cell_files)
     manifests = read_manifests(env_manifests)
-    summary, outlier = summarize(cells, seed=seed, n_boot=n_boot)
-    calib = calibration(cells, manifests, baseline=baseline, seed=seed, n_boot=n_boot)
-    over = overhead(cells, summary, baseline=baseline, seed=seed, n_boot=n_boot, floors=noise_floor(calib))
-    meta = stats_metadata(baseline=baseline, seed=seed, n_boot=n_boot, pairs=aa_pairs(manifests, baseline))
+    records = [read_json(p) for p in sorted(map(Path, batches), key=str)]
+    flagged = {r["workload"]: {int(k): v for k, v in r.get("flagged", {}).items()} for r in records}
+    flags = flag_rows(cells, flagged)
+    counted = cells[~flags.to_numpy(dtype=bool)] if len(cells) else cells
+    summary, outlier = summarize(counted)
+    values = rounds.cell_values(counted)
+    pairs = aa_pairs(manifests, baseline)
+    calib = calibration(values, manifests, baseline=baseline)
+    over = overhead(values, summary, baseline=baseline,
+                    targets={r["workload"]: float(r["target_pct"]) for r in records},
+                    primary={r["workload"]: set(r.get("primary", [])) for r in records},
+                    aa_envs={b for a, b in pairs if a == baseline}, floors=noise_floor(calib))
+    prec = precision_table(records)
+    meta = stats_metadata(baseline=baseline, seed=seed, pairs=pairs)
     if baseline not in set(summary["env"]):
         log.warning("aggregate: no results for the baseline %r: no overhead rows", baseline)
 
-    full = pa.Table.from_pandas(cells.assign(outlier=outlier.to_numpy(dtype=bool)), preserve_index=False)
-    with_outlier = pa.schema([*SCHEMA, pa.field("outlier", pa.bool_(), nullable=False)], metadata=SCHEMA.metadata)
-    _write_parquet(full.cast(with_outlier), out_dir / "cells.parquet", meta)
+    full = pa.Table.from_pandas(cells.assign(outlier=outlier.reindex(cells.index, fill_value=False)
+                                             .to_numpy(dtype=bool), flagged=flags.to_numpy(dtype=bool)),
+                                preserve_index=False)
+    extra = [pa.field("outlier", pa.bool_(), nullable=False), pa.field("flagged", pa.bool_(), nullable=False)]
+    _write_parquet(full.cast(pa.schema([*SCHEMA, *extra], metadata=SCHEMA.metadata)), out_dir / "cells.parquet", meta)
     _write(summary, out_dir / "summary.parquet", out_dir / "summary.csv", meta)
     _write(over, out_dir / "overhead.parquet", out_dir / "overhead.csv", meta)
     _write(calib, out_dir / "calibration.parquet", out_dir / "calibration.csv", meta)
-    log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows", len(cells), len(summary),
-             len(over), len(calib))
+    _write(prec, out_dir / "precision.parquet", out_dir / "precision.csv", meta)
+    log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads", len(cells),
+             len(summary), len(over), len(calib), len(prec))
 
 
 def read_metadata(parquet: Path) -> dict[str, Any]:

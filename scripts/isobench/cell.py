@@ -1,8 +1,10 @@
 """Running things in environments: the warmup check of an environment, and one benchmark cell.
 
-A cell is one environment x workload x repetition on a fresh instance: prepare the datasets, run
+A cell is one environment x workload x round on a fresh instance: prepare the datasets, run
 the warm-up iterations (recorded, flagged) and the measured ones, keep each iteration's raw output
-as a file, and tear the instance down on every path. ``cell.json`` is written last and atomically:
+as a file, and tear the instance down on every path. Every iteration records what else the host
+was doing (:mod:`isobench.sentinel`), and a fixed-work canary runs on the host before the instance
+starts and after it stops. ``cell.json`` is written last and atomically:
 a raw directory without it is incomplete, and Snakemake removes it when the job fails.
 """
 
@@ -15,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import PREFIX, hostinfo
+from . import PREFIX, hostinfo, sentinel
 from .drivers import KINDS as DRIVER_KINDS
 from .drivers.base import Driver, Instance, Limits, StatePaths
 from .drivers.native import NativeDriver
@@ -50,8 +52,8 @@ def make_workload(params: dict[str, Any]) -> Workload:
     return WORKLOAD_KINDS[params["kind"]](params["workload"], p)
 
 
-def instance_name(env: str, what: str, rep: int | None = None) -> str:
-    return f"{PREFIX}-{env}-{what}" + (f"-{rep}" if rep is not None else "")
+def instance_name(env: str, what: str, rnd: int | None = None) -> str:
+    return f"{PREFIX}-{env}-{what}" + (f"-{rnd}" if rnd is not None else "")
 
 
 def _labels(driver: Driver) -> dict[str, Any]:
@@ -108,15 +110,15 @@ def _check_resources(driver: Driver, inside: dict[str, Any]) -> None:
             raise InstanceError(f"environment {driver.env}: guest sees {seen} MiB, configured {want_mem} MiB")
 
 
-def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep: int, iterations: int,
+def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rnd: int, iterations: int,
              warmup_iterations: int, state_dir: str, image: dict[str, Any], host: dict[str, Any],
              out_dir: Path) -> None:
-    """Measure one cell into out_dir: iter-NN[.warmup].out per iteration, then cell.json."""
+    """Measure one cell (round ``rnd``) into out_dir: iter-NN[.warmup].out per iteration, then cell.json."""
     check_rootfs(image)
     driver = make_driver(env_settings, state_dir, image)
     wl = make_workload(workload_params)
     labels = _labels(driver)
-    where = f"cell {driver.env}/{wl.name}/rep-{rep}"
+    where = f"cell {driver.env}/{wl.name}/round-{rnd}"
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = StatePaths(Path(state_dir))
     client_holder: list[Instance] = []
@@ -124,13 +126,15 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep:
     def client() -> Instance:
         if not client_holder:
             nd = NativeDriver("client", {}, driver.limits, paths, image)
-            client_holder.append(nd.start(instance_name(driver.env, f"{wl.name}-client", rep)))
+            client_holder.append(nd.start(instance_name(driver.env, f"{wl.name}-client", rnd)))
         return client_holder[0]
 
     records = []
     total = warmup_iterations + iterations
+    canary_start = sentinel.canary()
+    cell_t0 = time.monotonic()
     try:
-        with driver.start(instance_name(driver.env, wl.name, rep)) as inst:
+        with driver.start(instance_name(driver.env, wl.name, rnd)) as inst:
             inside = inst.describe()
             ctx = Context(inst=inst, client=client, cache_dir=paths.corpora, facts={})
             log.info("%s: preparing (%s)", where, wl.describe())
@@ -139,15 +143,16 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep:
             for i in range(1, total + 1):
                 is_warmup = i <= warmup_iterations
                 started = now()
-                t0 = time.monotonic()
-                raw = wl.run_iteration(ctx)
-                seconds = time.monotonic() - t0
+                with sentinel.Watch() as watch:
+                    raw = wl.run_iteration(ctx)
+                seconds = watch.reading.seconds
                 if not inst.alive():
                     raise InstanceError(f"instance {inst.name} died during iteration {i}; no result kept")
                 name = f"iter-{i:02d}{'.warmup' if is_warmup else ''}.out"
                 atomic_write_text(out_dir / name, raw)
                 records.append({"iteration": i, "warmup": is_warmup, "file": name, "started_at": started,
-                                "ended_at": now(), "seconds": round(seconds, 3)})
+                                "ended_at": now(), "seconds": round(seconds, 3),
+                                "host": watch.reading.as_dict()})
                 log.info("%s: iteration %d/%d%s done in %.1f s", where, i, total,
                          " (warm-up)" if is_warmup else "", seconds)
     except BenchError as e:
@@ -155,11 +160,14 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rep:
     finally:
         for c in client_holder:
             c.stop()
+    wall_s = time.monotonic() - cell_t0
+    canary_end = sentinel.canary()
     write_json(out_dir / "cell.json", {
-        "env": driver.env, "driver": driver.kind, "workload": wl.name, "kind": wl.kind, "rep": rep,
+        "env": driver.env, "driver": driver.kind, "workload": wl.name, "kind": wl.kind, "round": rnd,
         "params": wl.params, "settings": driver.settings(), "labels": labels, "host": host,
         "inside": inside, "tool_version": version, "image_key": image.get("key", ""), "facts": ctx.facts,
-        "iterations": records, "description": wl.describe(),
+        "iterations": records, "description": wl.describe(), "wall_seconds": round(wall_s, 3),
+        "canary_s": {"start": round(canary_start, 5), "end": round(canary_end, 5)},
     })
 
 

@@ -30,7 +30,17 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
     meta = read_json(meta_path)
     cls = WORKLOAD_KINDS[meta["kind"]]
     rows = []
+    canary = meta.get("canary_s") or {}
     for it in meta["iterations"]:
+        host = it.get("host") or {}
+        cpu_s = host.get("cpu_s") or {}
+        sentinel = {
+            "steal_pct": _num(host.get("steal_pct")), "busy_pct": _num(host.get("busy_pct")),
+            "host_cpu_s": _num(sum(v for k, v in cpu_s.items() if k not in ("idle", "iowait")) if cpu_s else None),
+            "procs_running": _num(host.get("procs_running")), "load1": _num(host.get("load1")),
+            "cpu_mhz": _num(host.get("cpu_mhz")), "canary_start_s": _num(canary.get("start")),
+            "canary_end_s": _num(canary.get("end")), "cell_seconds": _num(meta.get("wall_seconds")),
+        }
         raw = (raw_dir / it["file"]).read_text()
         try:
             samples = cls.parse(raw, meta["params"])
@@ -42,18 +52,23 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
             m = cls.METRICS[s.metric]
             rows.append({
                 "env": meta["env"], "driver": meta["driver"], "workload": meta["workload"],
-                "kind": meta["kind"], "rep": int(meta["rep"]), "iteration": int(it["iteration"]),
+                "kind": meta["kind"], "round": int(meta["round"]), "iteration": int(it["iteration"]),
                 "warmup": bool(it["warmup"]), "point": s.point, "metric": s.metric, "value": float(s.value),
                 "unit": m.unit, "higher_is_better": m.higher_is_better,
                 "started_at": datetime.fromisoformat(it["started_at"]),
                 "ended_at": datetime.fromisoformat(it["ended_at"]),
                 "tool_version": meta["tool_version"], "host_fingerprint": meta["host"]["fingerprint"],
                 "accel": meta["labels"]["accel"], "emulated": bool(meta["labels"]["emulated"]),
-                "image_key": meta["image_key"], "settings": json.dumps(meta["settings"], sort_keys=True),
+                "image_key": meta["image_key"], "settings": json.dumps(meta["settings"], sort_keys=True), **sentinel,
             })
     if not any(not r["warmup"] for r in rows):
         raise ParseError(f"{raw_dir}: no measured samples")
     return rows
+
+
+def _num(x: Any) -> float:
+    """A sentinel reading as float; NaN where the cell did not record it."""
+    return float("nan") if x is None else float(x)
 
 
 def write_table(rows: list[dict[str, Any]], out: Path) -> None:

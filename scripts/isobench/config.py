@@ -25,6 +25,8 @@ from .workloads import KINDS as WORKLOAD_KINDS
 #: environment and workload names: they become path parts, instance names and wildcards
 NAME_PATTERN = "^[a-z][a-z0-9_]{0,23}$"
 PROFILES = ("quick", "full")
+#: default precision targets (CI half-width, %) per workload category
+PRECISION_DEFAULTS = {"cpu": 2.0, "memory": 2.0, "storage": 2.0, "network": 5.0, "application": 5.0}
 BASELINE = "native"
 
 
@@ -48,7 +50,9 @@ def schema() -> dict[str, Any]:
                              description=_summary(cls))
     workloads = {}
     for kind, cls in sorted(WORKLOAD_KINDS.items()):
-        props = {"kind": {"const": kind}}
+        props = {"kind": {"const": kind},
+                 "precision_pct": {"type": "number", "exclusiveMinimum": 0,
+                                   "description": f"target CI half-width in % (default: precision.{cls.CATEGORY})"}}
         for key, sub in cls.PARAMS.items():
             per_profile = _obj({p: {k: v for k, v in sub.items() if k not in ("default", "description")}
                                 for p in PROFILES}, list(PROFILES))
@@ -65,12 +69,38 @@ def schema() -> dict[str, Any]:
             "profile": {"enum": list(PROFILES), "default": "quick",
                         "description": "size profile: quick (default matrix in ~20 min on 2 cores) or full "
                                        "(the paper's settings scaled to this host)"},
-            "repetitions": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3,
-                            "description": "fresh instances per environment x workload"},
-            "iterations": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 3,
-                           "description": "measured iterations per repetition"},
+            "seed": {"type": "integer", "minimum": 0, "default": 20150329,
+                     "description": "draws every round's environment order (a rerun reproduces it) and "
+                                    "seeds the statistics"},
+            "rounds": _obj({
+                "min": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5,
+                        "description": "rounds every workload gets before its precision is checked (an "
+                                       "overhead needs at least 5 for an interval)"},
+                "max": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 40,
+                        "description": "cap: rounds per workload, flagged ones included"},
+                "budget_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 5,
+                                   "description": "cap: wall time of a workload's cells (all rounds); no "
+                                                  "round is started that the estimate says would exceed it"},
+            }, description="a round measures one workload on every environment back to back, in a random "
+                           "order; rounds are added until the precision targets or a cap are reached"),
+            "precision": _obj({c: {"type": "number", "exclusiveMinimum": 0, "default": d,
+                                   "description": f"target 95% CI half-width of {c} overheads, in % of the ratio"}
+                               for c, d in PRECISION_DEFAULTS.items()},
+                              description="the CI half-width each overhead must reach, per workload category "
+                                          "(a workload's own precision_pct overrides it)"),
+            "sentinel": _obj({
+                "max_steal_pct": {"type": "number", "minimum": 0, "default": 5,
+                                  "description": "a round with an iteration whose host steal time exceeds this "
+                                                 "(% of host CPU time) is flagged and replaced"},
+                "max_canary_change_pct": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                                          "description": "a round with a cell whose host canary changed by "
+                                                         "more than this between its start and end is "
+                                                         "flagged and replaced"},
+            }, description="interference thresholds, fixed before the run"),
+            "iterations": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
+                           "description": "measured iterations per cell (their median is the cell's value)"},
             "warmup_iterations": {"type": "integer", "minimum": 0, "maximum": 100, "default": 1,
-                                  "description": "iterations run first in every repetition, recorded and "
+                                  "description": "iterations run first in every cell, recorded and "
                                                  "flagged, never counted"},
             "state_dir": {"type": "string", "pattern": "^/[A-Za-z0-9._/-]+$", "default": "/var/lib/isobench",
                           "description": "host directory the pipeline owns: images, instances, caches"},
@@ -148,9 +178,26 @@ def _with_defaults(props: dict[str, Any], given: dict[str, Any]) -> dict[str, An
 
 
 @dataclass(frozen=True)
+class RoundPolicy:
+    """When a workload has enough rounds (see isobench.rounds)."""
+    min_rounds: int
+    max_rounds: int
+    budget_s: float
+    target_pct: float
+    max_steal_pct: float
+    max_canary_change_pct: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
-    repetitions: int
+    seed: int
+    rounds: dict[str, Any]
+    precision: dict[str, float]
+    sentinel: dict[str, float]
     iterations: int
     warmup_iterations: int
     paths: StatePaths
@@ -161,6 +208,8 @@ class Config:
     workloads: dict[str, dict[str, Any]]      # name -> {kind, ...params resolved for the profile}
     run_environments: tuple[str, ...]
     run_workloads: tuple[str, ...]
+    #: workload -> its own precision_pct (absent: the category default)
+    workload_targets: dict[str, float]
 
     # -- objects ---------------------------------------------------------------------------------
     def driver(self, env: str, image_manifest: dict[str, Any] | None = None):
@@ -177,6 +226,18 @@ class Config:
         params = dict(self.workloads[name])
         kind = params.pop("kind")
         return WORKLOAD_KINDS[kind](name, params)
+
+    def target_pct(self, workload: str) -> float:
+        spec = self.workloads[workload]
+        own = self.workload_targets.get(workload)
+        return float(own if own is not None else self.precision[WORKLOAD_KINDS[spec["kind"]].CATEGORY])
+
+    def round_policy(self, workload: str) -> RoundPolicy:
+        r = self.rounds
+        return RoundPolicy(min_rounds=min(r["min"], r["max"]), max_rounds=r["max"],
+                           budget_s=float(r["budget_minutes"]) * 60, target_pct=self.target_pct(workload),
+                           max_steal_pct=float(self.sentinel["max_steal_pct"]),
+                           max_canary_change_pct=float(self.sentinel["max_canary_change_pct"]))
 
     def availability(self, env: str) -> Availability:
         try:
@@ -209,6 +270,9 @@ class Config:
 def load(raw: dict[str, Any] | None) -> Config:
     """Validate and resolve a raw config mapping (as Snakemake's ``config``)."""
     raw = copy.deepcopy(raw or {})
+    if "repetitions" in raw:
+        raise ConfigError("config: repetitions: no longer a key: a workload gets rounds (rounds.min, rounds.max, "
+                          "rounds.budget_minutes) until its precision target is met; see config/config.yaml")
     sch = schema()
     _validate(raw, sch, "")
     top = sch["properties"]
@@ -219,10 +283,13 @@ def load(raw: dict[str, Any] | None) -> Config:
         _validate(spec, sub, f"environments.{name}")
         envs[name] = _with_defaults(sub["properties"], spec)
     wls: dict[str, dict[str, Any]] = {}
+    targets: dict[str, float] = {}
     for name, spec in raw["workloads"].items():
         cls = WORKLOAD_KINDS[spec["kind"]]
         _validate(spec, top["workloads"]["$defs"][spec["kind"]], f"workloads.{name}")
-        resolved = {k: _resolve(v, profile) for k, v in spec.items()}
+        resolved = {k: _resolve(v, profile) for k, v in spec.items() if k != "precision_pct"}
+        if "precision_pct" in spec:
+            targets[name] = float(spec["precision_pct"])
         _validate(resolved, _obj({"kind": {"const": spec["kind"]}, **cls.PARAMS}, ["kind"]), f"workloads.{name}")
         wls[name] = _with_defaults(cls.PARAMS, resolved)
     run = raw.get("run", {})
@@ -240,7 +307,10 @@ def load(raw: dict[str, Any] | None) -> Config:
     lim = _with_defaults(top["limits"]["properties"], raw.get("limits", {}))
     return Config(
         profile=profile,
-        repetitions=raw.get("repetitions", top["repetitions"]["default"]),
+        seed=raw.get("seed", top["seed"]["default"]),
+        rounds=_with_defaults(top["rounds"]["properties"], raw.get("rounds", {})),
+        precision=_with_defaults(top["precision"]["properties"], raw.get("precision", {})),
+        sentinel=_with_defaults(top["sentinel"]["properties"], raw.get("sentinel", {})),
         iterations=raw.get("iterations", top["iterations"]["default"]),
         warmup_iterations=raw.get("warmup_iterations", top["warmup_iterations"]["default"]),
         paths=StatePaths(Path(raw.get("state_dir", top["state_dir"]["default"]))),
@@ -248,6 +318,7 @@ def load(raw: dict[str, Any] | None) -> Config:
         network=_with_defaults(top["network"]["properties"], raw.get("network", {})),
         image=_with_defaults(top["image"]["properties"], raw["image"]),
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
+        workload_targets=targets,
     )
 
 

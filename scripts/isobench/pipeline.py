@@ -6,16 +6,20 @@ usable acceleration) are reported in one line each and left out of the matrix, s
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import inspect
+import json
 import logging
 import os
 import sys
+import time
 from dataclasses import dataclass, field
-from functools import cached_property
+from datetime import datetime, timezone
 from typing import Any
 
 from . import config as configmod
+from . import rounds
 from .cell import cleanup_all
 from .errors import BenchError
 from .workloads import KINDS as WORKLOAD_KINDS
@@ -51,31 +55,36 @@ class Plan:
     def workloads(self) -> list[str]:
         return list(self.config.run_workloads)
 
-    def cells(self) -> list[str]:
-        return [f"results/cells/{e}/{w}/rep-{r}.parquet" for e in self.available_environments
-                for w in self.workloads for r in range(1, self.config.repetitions + 1)]
+    def cell_path(self, env: str, workload: str, rnd: int) -> str:
+        return f"results/cells/{env}/{workload}/round-{rnd}.parquet"
 
-    def cell_order(self) -> list[tuple[str, str, int]]:
-        """The order cells are measured in: repetition by repetition, and within one repetition
-        workload by workload across every environment, the environments rotated by one place per
-        repetition. So the cells an overhead compares run minutes apart, not a whole matrix apart:
-        a host whose speed drifts (CPU credits, thermal limits, neighbours) moves native and the
-        others alike, and no environment always runs first after a different workload."""
-        envs, order = self.available_environments, []
-        for r in range(1, self.config.repetitions + 1):
-            shift = (r - 1) % max(len(envs), 1)
-            rotated = envs[shift:] + envs[:shift]
-            order += [(e, w, r) for w in self.workloads for e in rotated]
-        return order
+    def round_cells(self, workload: str, first: int, last: int) -> list[str]:
+        """The cells of rounds first..last of one workload, on every available environment."""
+        return [self.cell_path(e, workload, r) for r in range(first, last + 1) for e in self.available_environments]
 
-    def cell_priority(self, env: str, workload: str, rep: int) -> int:
-        """Snakemake priority of a cell's measurement: earlier in cell_order() = higher, all below
-        SETUP_PRIORITY (the warmups run first) and above 0 (collecting waits for the measurements)."""
-        return SETUP_PRIORITY - 1 - self._rank.get((env, workload, rep), len(self._rank))
+    def round_order(self, workload: str, rnd: int) -> list[str]:
+        """The environments of one round in the order they are measured (isobench.rounds)."""
+        return rounds.round_order(self.available_environments, workload, rnd, self.config.seed)
 
-    @cached_property
-    def _rank(self) -> dict[tuple[str, str, int], int]:
-        return {cell: i for i, cell in enumerate(self.cell_order())}
+    def cell_priority(self, env: str, workload: str, rnd: int) -> int:
+        """Snakemake priority of a cell's measurement: round by round, within a round workload by
+        workload, within a workload the round's random environment order. So the cells an overhead
+        compares run back to back, seconds to minutes apart: a host whose speed drifts (CPU credits,
+        thermal limits, neighbours) moves native and the others alike, and no environment always
+        runs first or after the same one. All below SETUP_PRIORITY (the warmups run first) and
+        above 0 (collecting and the round decisions wait for the measurements)."""
+        envs, wls = self.available_environments, self.workloads
+        order = self.round_order(workload, rnd)
+        pos = order.index(env) if env in order else len(envs)
+        rank = ((rnd - 1) * len(wls) + wls.index(workload)) * (len(envs) + 1) + pos
+        return max(1, SETUP_PRIORITY - 1 - rank)
+
+    def emulated_environments(self) -> list[str]:
+        return [e for e in self.available_environments if self.availability(e)["labels"].get("emulated")]
+
+    def primary_metrics(self, workload: str) -> list[str]:
+        cls = WORKLOAD_KINDS[self.config.workloads[workload]["kind"]]
+        return sorted(m for m, spec in cls.METRICS.items() if spec.primary)
 
     def workload_params(self) -> list[dict[str, Any]]:
         return [self.config.workload_params(w) for w in self.workloads]
@@ -88,7 +97,8 @@ class Plan:
 
     def run_record(self) -> dict[str, Any]:
         c = self.config
-        return {"profile": c.profile, "repetitions": c.repetitions, "iterations": c.iterations,
+        return {"profile": c.profile, "seed": c.seed, "rounds": dict(c.rounds), "precision": dict(c.precision),
+                "sentinel": dict(c.sentinel), "iterations": c.iterations,
                 "warmup_iterations": c.warmup_iterations, "baseline": configmod.BASELINE,
                 "environments": self.environments, "workloads": self.workloads,
                 "limits": {"cpus": c.limits.cpus, "memory_mib": c.limits.memory_mib}}
@@ -140,13 +150,88 @@ def release_stale_lock(workdir: str = ".") -> None:
     print("isobench: removed the lock of a Snakemake run that was killed", file=sys.stderr)
 
 
+#: the host-wide lock one measuring run holds from onstart to its end (ISOBENCH_HOST_LOCK overrides)
+HOST_LOCK = "/run/lock/isobench.lock"
+
+#: the open lock file while this process holds the host lock; the kernel releases the lock when the
+#: process ends, however it ends (killed included)
+_host_lock_fd: int | None = None
+
+
+def host_lock_path() -> str:
+    return os.environ.get("ISOBENCH_HOST_LOCK") or HOST_LOCK
+
+
+def _lock_holder(fd: int) -> dict[str, Any]:
+    """Who holds the host lock: the JSON line the holder wrote, read back (retried briefly: the
+    holder writes it just after taking the lock), else the pid from /proc/locks."""
+    for _ in range(20):
+        try:
+            line = os.pread(fd, 4096, 0).decode(errors="replace").splitlines()[0]
+            holder = json.loads(line)
+            if isinstance(holder, dict) and "pid" in holder:
+                return holder
+        except (OSError, IndexError, ValueError):
+            pass
+        time.sleep(0.05)
+    found: dict[str, Any] = {"pid": "?", "cwd": "?", "started": "?"}
+    try:
+        ino = os.fstat(fd).st_ino
+        with open("/proc/locks") as f:
+            entries = f.read().splitlines()
+        for entry in entries:
+            e = entry.split()       # "1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF"
+            if len(e) >= 6 and e[1] == "FLOCK" and e[5].rsplit(":", 1)[-1] == str(ino):
+                found["pid"] = int(e[4])
+                found["cwd"] = os.readlink(f"/proc/{e[4]}/cwd")
+                break
+    except (OSError, ValueError):
+        pass
+    return found
+
+
+def take_host_lock(cfg: configmod.Config) -> None:
+    """Take the host-wide lock (non-blocking) and record this run as its holder; if another run
+    holds it, say which in one line and exit, having changed nothing."""
+    global _host_lock_fd
+    if _host_lock_fd is not None:         # this process holds it already
+        return
+    path = host_lock_path()
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        h = _lock_holder(fd)
+        os.close(fd)
+        print(f"isobench: another run is measuring on this host (pid {h.get('pid', '?')}, in "
+              f"{h.get('cwd', '?')}, since {h.get('started', '?')}); wait for it to finish or stop it "
+              "(this run changed nothing)", file=sys.stderr)
+        sys.exit(1)
+    holder = {"pid": os.getpid(), "cwd": os.getcwd(), "state_dir": str(cfg.paths.root),
+              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    data = (json.dumps(holder) + "\n").encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    _host_lock_fd = fd
+
+
+def release_host_lock() -> None:
+    global _host_lock_fd
+    if _host_lock_fd is not None:
+        fd, _host_lock_fd = _host_lock_fd, None
+        os.close(fd)             # releases the flock; the file (and its last holder line) stays
+
+
 def start(cfg: configmod.Config) -> None:
-    """Before any job of a real run: check we may drive the host, then remove what a crashed
-    earlier run left behind (by the project's name prefix)."""
+    """Before any job of a real run: check we may drive the host, take the host-wide lock (one
+    measuring run per host, whatever its working directory), then remove what a crashed earlier
+    run left behind (by the project's name prefix): with the lock held, nothing else is running."""
     if os.geteuid() != 0:
         print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
               "iptables); run it with sudo or as root", file=sys.stderr)
         sys.exit(1)
+    take_host_lock(cfg)
     removed = cleanup_all(cfg.paths)
     for what in removed:
         print(f"isobench: removed leftover {what}", file=sys.stderr)
@@ -154,6 +239,9 @@ def start(cfg: configmod.Config) -> None:
 
 def finish(cfg: configmod.Config, success: bool, report: str) -> None:
     from . import libvirtd
-    libvirtd.stop_started(cfg.paths.root)
+    try:
+        libvirtd.stop_started(cfg.paths.root)
+    finally:
+        release_host_lock()
     if success and os.path.exists(report):
         print(f"isobench: report: {os.path.abspath(report)}", file=sys.stderr)

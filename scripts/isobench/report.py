@@ -33,7 +33,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from . import paper as paperlib
-from .aggregate import CALIBRATION_COLUMNS, read_metadata
+from .aggregate import CALIBRATION_COLUMNS, PRECISION_COLUMNS, read_metadata
 from .util import atomic_write_bytes, read_json
 
 DRIVER_RANK = {"native": 0, "lxc": 1, "kvm": 2}
@@ -44,6 +44,8 @@ LXC_COLORS = ["#1f77b4", "#4a9bd6", "#17becf", "#2c5f8a", "#6baed6", "#08519c"]
 KVM_COLORS = ["#d62728", "#ff7f0e", "#b35806", "#e6550d"]
 NATIVE_COLORS = ["#333333", "#8c8c8c", "#5a5a5a"]
 EMULATED_COLOR = "#c7c7c7"
+#: file name of the at-a-glance figure (a hyphen: no workload name can produce it)
+OVERVIEW = "at-a-glance.png"
 DPI = 96
 
 
@@ -54,6 +56,7 @@ class ReportData:
     summary: pd.DataFrame
     overhead: pd.DataFrame
     calibration: pd.DataFrame
+    precision: pd.DataFrame
     stats_meta: dict[str, Any]
     manifests: dict[str, dict[str, Any]]
     warmups: dict[str, dict[str, Any]]
@@ -119,6 +122,9 @@ def load_inputs(aggregate_dir: Path, env_manifests: Iterable[Path], warmups: Ite
     calib_path = aggregate_dir / "calibration.parquet"
     calibration = (_read_table(calib_path) if calib_path.exists()
                    else pd.DataFrame(columns=list(CALIBRATION_COLUMNS)))
+    prec_path = aggregate_dir / "precision.parquet"
+    precision = (_read_table(prec_path) if prec_path.exists()
+                 else pd.DataFrame(columns=list(PRECISION_COLUMNS)))
     manifests = {m["env"]: m for m in (read_json(p) for p in sorted(map(Path, env_manifests), key=str))}
     warm = {w["env"]: w for w in (read_json(p) for p in sorted(map(Path, warmups), key=str))}
     described = read_json(workloads_json)
@@ -127,7 +133,7 @@ def load_inputs(aggregate_dir: Path, env_manifests: Iterable[Path], warmups: Ite
     comparison = paperlib.compare(overhead, manifests, described, paper)
     meta = read_metadata(aggregate_dir / "summary.parquet")
     baseline = baseline or meta.get("baseline") or "native"
-    return ReportData(baseline, summary, overhead, calibration, meta, dict(sorted(manifests.items())),
+    return ReportData(baseline, summary, overhead, calibration, precision, meta, dict(sorted(manifests.items())),
                       dict(sorted(warm.items())), described, run, paper, comparison)
 
 
@@ -277,7 +283,7 @@ def _maybe_log(ax, values: list[float]) -> None:
 def _paper_lookup(data: ReportData, workload: str) -> dict[tuple[str, str, str], float]:
     """(env, metric, point) -> the paper's ratio, for comparable rows only (never emulated ones)."""
     c = data.comparison
-    c = c[(c["workload"] == workload) & c["verdict"].isin([paperlib.AGREES, paperlib.DIFFERS])]
+    c = c[(c["workload"] == workload) & c["verdict"].isin(paperlib.JUDGED)]
     return {(r.env, r.metric, r.point): float(r.paper_ratio) for r in c.itertuples() if finite(r.paper_ratio)}
 
 
@@ -287,8 +293,8 @@ def _effects(data: ReportData, workload: str) -> dict[tuple[str, str, str], Any]
 
 
 def _err(row) -> tuple[float, float]:
-    lo = row.median - row.ci_low if finite(row.ci_low) else 0.0
-    hi = row.ci_high - row.median if finite(row.ci_high) else 0.0
+    lo = row.mean - row.ci_low if finite(row.ci_low) else 0.0
+    hi = row.ci_high - row.mean if finite(row.ci_high) else 0.0
     return max(lo, 0.0), max(hi, 0.0)
 
 
@@ -300,18 +306,18 @@ def _fit_to_real(ax, data: ReportData, xs: list[str], rows: dict, markers: list[
     themselves span more than 10x.
     """
     real = [e for e in xs if not data.is_emulated(e)]
-    tops = [max(rows[e].median, rows[e].ci_high if finite(rows[e].ci_high) else rows[e].median) for e in real]
+    tops = [max(rows[e].mean, rows[e].ci_high if finite(rows[e].ci_high) else rows[e].mean) for e in real]
     tops = [t for t in tops + markers if finite(t)]
-    _maybe_log(ax, [rows[e].median for e in real] + markers)
+    _maybe_log(ax, [rows[e].mean for e in real] + markers)
     if ax.get_yscale() == "log" or not tops or max(tops) <= 0:
         ax.margins(y=0.1)
         return
     limit = max(tops) * 1.15
-    if any(rows[e].median > limit for e in xs):
+    if any(rows[e].mean > limit for e in xs):
         ax.set_ylim(top=limit)
         for i, e in enumerate(xs):
-            if rows[e].median > limit:
-                ax.annotate(f"{fmt(rows[e].median)} ↑ (off scale)", (i, limit), xytext=(0, -4),
+            if rows[e].mean > limit:
+                ax.annotate(f"{fmt(rows[e].mean)} ↑ (off scale)", (i, limit), xytext=(0, -4),
                             textcoords="offset points", ha="center", va="top", rotation=90, fontsize=8)
     else:
         ax.margins(y=0.1)
@@ -328,7 +334,7 @@ def figure_bars(data: ReportData, workload: str, panels: list[tuple[str, str]]) 
     for ax, (metric, point) in zip(axes, panels):
         rows = {r.env: r for r in s[(s["metric"] == metric) & (s["point"] == point)].itertuples()}
         xs = [e for e in envs if e in rows]
-        heights = [rows[e].median for e in xs]
+        heights = [rows[e].mean for e in xs]
         errs = np.array([_err(rows[e]) for e in xs]).T
         bars = ax.bar(range(len(xs)), heights, yerr=errs, capsize=4, color=[colors[e] for e in xs],
                       edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1})
@@ -342,7 +348,7 @@ def figure_bars(data: ReportData, workload: str, panels: list[tuple[str, str]]) 
             key = (e, metric, rows[e].point)
             ticks.append(_bar_tick(data, e, effects.get(key)))
             if base is not None and key in paper_r:
-                markers.append(base.median * paper_r[key])
+                markers.append(base.mean * paper_r[key])
                 ax.plot([i], [markers[-1]], marker="D", markersize=7, markerfacecolor="white",
                         markeredgecolor="black", linestyle="none",
                         label="paper's ratio × our native" if first else None)
@@ -371,7 +377,7 @@ def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure 
     fig, axes = _grid(len(metrics))
     for ax, metric in zip(axes, metrics):
         sm = s[s["metric"] == metric]
-        base = {r.point: r.median for r in sm[sm["env"] == data.baseline].itertuples()}
+        base = {r.point: r.mean for r in sm[sm["env"] == data.baseline].itertuples()}
         var = ""
         values = []
         for e in envs:
@@ -380,7 +386,7 @@ def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure 
                 continue
             var = POINT.match(rows[0].point)["name"]
             x = [point_value(r.point) for r in rows]
-            y = [r.median for r in rows]
+            y = [r.mean for r in rows]
             values += y
             err = np.array([_err(r) for r in rows]).T
             label = f"{e} (EMULATED)" if data.is_emulated(e) else e
@@ -423,7 +429,7 @@ def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figur
             pts = [(i, rows[m]) for i, (_, m) in enumerate(members) if m in rows]
             if not pts:
                 continue
-            y = [r.median for _, r in pts]
+            y = [r.mean for _, r in pts]
             values += y
             label = f"{e} (EMULATED)" if data.is_emulated(e) else e
             ax.errorbar([i for i, _ in pts], y, yerr=np.array([_err(r) for _, r in pts]).T, marker="o",
@@ -478,6 +484,113 @@ def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
     return out
 
 
+def _overview_rows(data: ReportData) -> pd.DataFrame:
+    """The overheads the at-a-glance figure shows: primary metrics of comparable environments."""
+    o = data.overhead
+    if o.empty:
+        return o
+    o = o[o["primary"].astype(bool) & ~o["emulated"].astype(bool)]
+    order = {e: i for i, e in enumerate(data.envs())}
+    wls = data.workload_names()
+    keyed = o.assign(_w=o["workload"].map(lambda w: wls.index(w) if w in wls else 99),
+                     _e=o["env"].map(lambda e: order.get(e, 99)),
+                     _p=o["point"].map(point_key))
+    return keyed.sort_values(["_w", "workload", "metric", "_p", "_e"]).drop(columns=["_w", "_e", "_p"])
+
+
+def figure_overview(data: ReportData) -> Figure | None:
+    """A forest plot: every primary overhead as a point with its 95 % interval, one line per
+    workload x metric x point x environment; the A/A noise floor as a grey band around 0 and the
+    precision target as brackets around the point (where they are)."""
+    rows = _overview_rows(data)
+    if rows.empty:
+        return None
+    colors = env_colors(data)
+    n = len(rows)
+    fig = Figure(figsize=(9.5, max(2.5, 0.22 * n + 1.2)), layout="constrained")
+    ax = fig.subplots()
+    ys = np.arange(n)[::-1]
+    labels = []
+    for y, r in zip(ys, rows.itertuples()):
+        labels.append(f"{r.workload} {r.metric}{' ' + r.point if r.point else ''} · {r.env}")
+        if finite(r.noise_floor_pct):
+            ax.fill_betweenx([y - 0.45, y + 0.45], -r.noise_floor_pct, r.noise_floor_pct, color="#dddddd", lw=0)
+        if not finite(r.overhead_pct):
+            continue
+        color = colors.get(r.env, "#333333")
+        if finite(r.overhead_ci_low):
+            ax.plot([r.overhead_ci_low, r.overhead_ci_high], [y, y], color=color, lw=2)
+            ax.plot([r.overhead_pct], [y], "o", color=color, ms=5)
+        else:
+            ax.plot([r.overhead_pct], [y], "o", mfc="white", mec=color, ms=5)
+        if finite(r.target_pct):
+            t = r.target_pct
+            ax.plot([r.overhead_pct - t, r.overhead_pct + t], [y, y], ls="none", marker="|", color="#555555", ms=9)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.set_xlabel(f"overhead against {data.baseline}, % (positive = slower)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Overheads with 95% intervals over rounds; | |: precision target; grey: A/A noise floor; "
+                 "open circle: no interval yet", fontsize=8)
+    return fig
+
+
+def smoke_note(data: ReportData) -> str:
+    """Say plainly when the run did not reach its precision targets."""
+    p = data.precision
+    if p.empty:
+        return ""
+    missed = p[~p["met"].astype(bool)]
+    if missed.empty:
+        return ("<p class='lead'>Every workload reached its precision target: each overhead of a primary metric "
+                "has a 95% interval within its target half-width.</p>")
+    names = ", ".join(missed["workload"])
+    return (f"<p class='warn'><b>Precision targets not met</b> for {len(missed)} of {len(p)} workloads "
+            f"({esc(names)}): a cap stopped them first (see Precision). Read their overheads with the interval "
+            f"they have; on this run, an effect smaller than its interval's half-width is not resolved. "
+            f"{'This is a smoke run (profile quick): use it to check the set-up, not to quote numbers.' if data.run.get('profile') == 'quick' else ''}"
+            f"</p>")
+
+
+def section_overview(data: ReportData, overview: "RenderedFigure | None") -> str:
+    if overview is None:
+        return ("<section id='overview'><h2>At a glance</h2><p class='note'>No overhead to show yet.</p>"
+                "</section>")
+    b64 = base64.b64encode(overview.png).decode()
+    return (f"<section id='overview'><h2>At a glance</h2><figure><img class='fig' alt='{esc(overview.title)}' "
+            f"src='data:image/png;base64,{b64}'><figcaption class='note'>Every overhead of a primary metric "
+            f"(emulated environments left out): the point is the geometric mean of the per-round ratios to "
+            f"{esc(data.baseline)}, the line its 95% t-interval over rounds, the brackets the precision target "
+            f"(± the target half-width around the point), the grey band ± the A/A noise floor. An interval "
+            f"inside the grey band is not told apart from noise.</figcaption></figure></section>")
+
+
+def section_precision(data: ReportData) -> str:
+    p = data.precision
+    if p.empty:
+        return "<section id='precision'><h2>Precision</h2><p class='note'>No round decisions recorded.</p></section>"
+    rows = []
+    for r in p.itertuples():
+        status = ("<span class='verdict-agrees'>met</span>" if r.met else
+                  f"<span class='verdict-differs'>not met</span>: stopped by {esc(r.stop)}")
+        worst = f"{r.worst_env} {r.worst_metric}{' ' + r.worst_point if r.worst_point else ''}"
+        rows.append([esc(r.workload), f'<td class="num">±{esc(fmt_pct(r.target_pct))}%</td>',
+                     f'<td class="num">±{esc(fmt_pct(r.halfwidth_pct))}%</td>', esc(worst), status,
+                     f'<td class="num">{r.rounds} ({r.usable} counted, {r.flagged} flagged)</td>',
+                     f'<td class="num">{esc(fmt_pct(r.sd_log * 100 if finite(r.sd_log) else None))}%</td>',
+                     f'<td class="num">{r.ideal_rounds}</td>',
+                     f'<td class="num">{esc(fmt(r.seconds / 60 if finite(r.seconds) else None))} min</td>',
+                     esc(r.flagged_why)])
+    return ("<section id='precision'><h2>Precision</h2><p class='note'>Per workload: the precision target (95% "
+            "CI half-width of every overhead of its primary metrics), the widest half-width reached and where, "
+            "whether the target was met or which cap stopped the rounds, the rounds measured, the paired SD "
+            "of the per-round log ratios of that widest comparison, and the rounds (1.96·SD/h)² says that SD "
+            "needs. Flagged rounds (interference sentinel) are excluded and replaced.</p>"
+            + _table(["workload", "target", "reached", "widest", "target", "rounds", "pair SD", "rounds needed",
+                      "measuring time", "flagged rounds"], rows) + "</section>")
+
+
 # -- HTML parts ------------------------------------------------------------------------------------
 CSS = """
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1180px;
@@ -524,8 +637,12 @@ def _effect_cell(data: ReportData, row) -> str:
         cls, tag = ("slower" if row.overhead_pct > 0 else "faster"), ""
     title = (f"ratio {fmt_ratio(row.ratio)}; {row.effect}" + (f"; {row.reason}" if row.reason else "")
              + (f"; A/A noise floor {fmt_pct(row.noise_floor_pct)}%" if finite(row.noise_floor_pct) else ""))
+    if not finite(row.ratio_ci_low):
+        cls, ci = "ns", f"no interval: {row.n} rounds"
+    miss = " ✗" if finite(row.target_pct) and finite(row.ratio_ci_low) and not row.target_met else ""
+    title += f"; ±{fmt_pct(row.halfwidth_pct)}% reached, target ±{fmt_pct(row.target_pct)}%, {row.n} rounds"
     return (f'<td class="num {cls}" title="{esc(title)}">{esc(short_effect(row.overhead_pct))}{esc(tag)}'
-            f'<span class="ci">{esc(ci)}</span></td>')
+            f'<span class="ci">{esc(ci)}{esc(miss)}</span></td>')
 
 
 def section_summary(data: ReportData) -> str:
@@ -544,17 +661,20 @@ def section_summary(data: ReportData) -> str:
             bcell = '<td class="ns">no baseline</td>'
         else:
             ci = f"CI {fmt(b.ci_low)}–{fmt(b.ci_high)}" if finite(b.ci_low) else "no CI"
-            bcell = f'<td class="num">{esc(fmt(b.median))} {esc(b.unit)}<span class="ci">{esc(ci)}</span></td>'
+            bcell = f'<td class="num">{esc(fmt(b.mean))} {esc(b.unit)}<span class="ci">{esc(ci)}</span></td>'
         any_row = s[(s["workload"] == wl) & (s["metric"] == metric)].iloc[0]
         arrow = "↑" if bool(any_row["higher_is_better"]) else "↓"
         rows.append([f'<a href="#wl-{esc(wl)}">{esc(wl)}</a>', f"{esc(metric)} {arrow}", esc(point), bcell]
                     + [_effect_cell(data, eff.get((e, wl, metric, point))) for e in others])
-    head = ["workload", "metric", "point", f"{data.baseline} (median)"] + others
+    head = ["workload", "metric", "point", f"{data.baseline} (mean of cells)"] + others
     legend = (f"<p class='note'>Each environment's column: how much slower or faster than {esc(data.baseline)} "
-              f"(ratio of medians, signed by the metric's direction: ↑ higher is better, ↓ lower is better; "
-              f"a latency twice native's is 100% slower), with the 95% bootstrap CI of that percentage. Red: "
-              f"significantly slower, green: significantly faster (CI excludes 0), grey (n.s.): not significant, "
-              f"italic (≈ noise): no larger than the A/A noise floor. <b>emulated</b>: the environment's CPU is "
+              f"(the geometric mean of the per-round ratios to {esc(data.baseline)}, signed by the metric's "
+              f"direction: ↑ higher is better, ↓ lower is better; a latency twice native's is 100% slower), with "
+              f"the 95% t-interval over rounds of that percentage (none below "
+              f"{esc(data.stats_meta.get('min_rounds_ci', 5))} rounds). Red: significantly slower, green: "
+              f"significantly faster (Benjamini-Hochberg adjusted, false discovery rate 5%), grey (n.s.): not "
+              f"significant, italic (≈ noise): no larger than the A/A noise floor. ✗ after the interval: the "
+              f"half-width did not reach the precision target. <b>emulated</b>: the environment's CPU is "
               f"emulated (QEMU TCG), its numbers are not KVM figures and are not shown as an overhead (hover "
               f"for the value). Hover any cell for the ratio and details.</p>")
     hdr = "".join(f"<th>{esc(h)}</th>" for h in head[:4]) + "".join(f"<th>{env_html(data, e)}</th>" for e in others)
@@ -618,17 +738,21 @@ def section_environments(data: ReportData) -> str:
 
 
 def missing_cells(data: ReportData) -> list[tuple[str, str, int]]:
-    """Cells the run record asks for in available environments but that have no results."""
-    reps = int(data.run.get("repetitions", 0) or 0)
+    """Cells of the rounds each workload measured, in available environments, that have no results
+    (flagged rounds are listed in the precision section, not here)."""
+    measured = {r.workload: int(r.rounds) for r in data.precision.itertuples()}
+    flagged = {(r.workload, int(x.split()[1].rstrip(":"))) for r in data.precision.itertuples()
+               for x in str(r.flagged_why).split("; ") if x.startswith("round ")}
     envs = [e for e in data.run.get("environments", data.manifests)
             if data.manifests.get(e, {}).get("available", True)]
     wls = data.run.get("workloads", [w for w in data.workloads])
     have = set()
     for r in data.summary.itertuples():
-        for rep in str(r.reps).split(","):
-            if rep:
-                have.add((r.env, r.workload, int(rep)))
-    return [(e, w, rep) for e in envs for w in wls for rep in range(1, reps + 1) if (e, w, rep) not in have]
+        for rnd in str(r.rounds).split(","):
+            if rnd:
+                have.add((r.env, r.workload, int(rnd)))
+    return [(e, w, rnd) for e in envs for w in wls for rnd in range(1, measured.get(w, 0) + 1)
+            if (e, w, rnd) not in have and (w, rnd) not in flagged]
 
 
 def section_missing(data: ReportData) -> str:
@@ -636,10 +760,10 @@ def section_missing(data: ReportData) -> str:
     if not missing:
         return "<section id='missing'><h2>Missing cells</h2><p>None: every planned cell has results.</p></section>"
     rows = [[env_html(data, e), esc(w), str(r),
-             f"<code>results/logs/run_cell/{esc(e)}/{esc(w)}/rep-{r}.log</code>"] for e, w, r in missing]
+             f"<code>results/logs/run_cell/{esc(e)}/{esc(w)}/round-{r}.log</code>"] for e, w, r in missing]
     return ("<section id='missing'><h2>Missing cells</h2><p class='warn'>These cells of available environments "
             "have no results (failed, or not run); the statistics use the cells that exist.</p>"
-            + _table(["environment", "workload", "rep", "log"], rows) + "</section>")
+            + _table(["environment", "workload", "round", "log"], rows) + "</section>")
 
 
 def _numbers_table(data: ReportData, workload: str) -> str:
@@ -650,28 +774,29 @@ def _numbers_table(data: ReportData, workload: str) -> str:
     for r in sorted(s.itertuples(), key=lambda r: (r.metric, point_key(r.point), order.get(r.env, 99))):
         e = eff.get((r.env, r.metric, r.point))
         ci = f"{fmt(r.ci_low)} – {fmt(r.ci_high)}" if finite(r.ci_low) else "–"
-        note = "; ".join(filter(None, [r.ci_note, f"{r.n_outliers} outlier(s) (kept)" if r.n_outliers else ""]))
+        note = "; ".join(filter(None, [r.ci_note, f"{r.n_outliers} outlier iteration(s) (kept)"
+                                       if r.n_outliers else ""]))
         rows.append([esc(r.metric), esc(r.point), env_html(data, r.env), esc(r.unit),
-                     f'<td class="num">{r.n} ({r.n_warmup} warm-up, {r.n_reps} rep)</td>',
-                     f'<td class="num">{esc(fmt(r.median))}</td>', f'<td class="num">{esc(ci)}</td>',
-                     f'<td class="num">{esc(fmt(r.mean))}</td>', f'<td class="num">{esc(fmt(r.stdev))}</td>',
+                     f'<td class="num">{r.n_rounds} ({r.n} iterations, {r.n_warmup} warm-up)</td>',
+                     f'<td class="num">{esc(fmt(r.mean))}</td>', f'<td class="num">{esc(ci)}</td>',
+                     f'<td class="num">{esc(fmt(r.median))}</td>', f'<td class="num">{esc(fmt(r.stdev))}</td>',
                      f'<td class="num">{esc(fmt_pct(r.cv * 100 if finite(r.cv) else None))}</td>',
                      _effect_cell(data, e) if r.env != data.baseline else '<td class="ns">baseline</td>',
                      esc(note)])
-    return _table(["metric", "point", "environment", "unit", "n", "median", "95% CI", "mean", "stdev", "cv %",
+    return _table(["metric", "point", "environment", "unit", "rounds", "mean", "95% CI", "median", "stdev", "cv %",
                    f"vs {data.baseline}", "notes"], rows)
 
 
 def _paper_table(data: ReportData, workload: str) -> str:
-    """Rows with a paper figure (agrees / differs) in full; the rest folded by environment and reason."""
+    """Rows with a paper figure (agrees / differs / inconclusive) in full; the rest folded by environment and reason."""
     c = data.comparison[data.comparison["workload"] == workload]
     if c.empty:
         return "<p class='note'>No comparison with the paper: no overhead rows (no baseline results).</p>"
     order = {e: i for i, e in enumerate(data.envs())}
-    judged = c[c["verdict"].isin([paperlib.AGREES, paperlib.DIFFERS])]
+    judged = c[c["verdict"].isin(paperlib.JUDGED)]
     rows = []
     for r in sorted(judged.itertuples(), key=lambda r: (r.metric, point_key(r.point), order.get(r.env, 99))):
-        cls = "verdict-agrees" if r.verdict == paperlib.AGREES else "verdict-differs"
+        cls = {paperlib.AGREES: "verdict-agrees", paperlib.DIFFERS: "verdict-differs"}.get(r.verdict, "verdict-nc")
         ours = fmt_ratio(r.ratio) + (f" ({fmt_ratio(r.ratio_ci_low)}–{fmt_ratio(r.ratio_ci_high)})"
                                      if finite(r.ratio_ci_low) else "")
         rows.append([esc(r.metric), esc(r.point), env_html(data, r.env), f'<td class="num">{esc(ours)}</td>',
@@ -721,8 +846,8 @@ def section_workload(data: ReportData, workload: str, figures: list[RenderedFigu
     for f in figures:
         b64 = base64.b64encode(f.png).decode()
         parts.append(f"<figure><img class='fig' alt='{esc(f.title)}' src='data:image/png;base64,{b64}'>"
-                     f"<figcaption class='note'>{esc(f.title)}. Bars/lines: median of the measured iterations of "
-                     f"all repetitions; whiskers: 95% bootstrap CI of the median; ◇: the paper's ratio to native "
+                     f"<figcaption class='note'>{esc(f.title)}. Bars/lines: mean over rounds of each cell's value "
+                     f"(the median of its measured iterations); whiskers: 95% t-interval of that mean; ◇: the paper's ratio to native "
                      f"applied to our native median (only where comparable); hatched/dashed and labelled "
                      f"EMULATED: TCG, not a KVM figure.</figcaption></figure>")
     if not s.empty:
@@ -737,9 +862,11 @@ def section_workload(data: ReportData, workload: str, figures: list[RenderedFigu
 def section_calibration(data: ReportData) -> str:
     c = data.calibration
     pairs = data.stats_meta.get("aa_pairs", [])
-    intro = ("<p class='note'>Environments with identical driver, settings and labels (an A/A pair) should "
-             "measure the same; what they differ by is run-to-run noise. That difference is the noise floor: "
-             "an overhead smaller than it is not told apart from noise (italic in the summary).</p>")
+    intro = ("<p class='note'>Environments with identical driver, settings and labels (an A/A pair, by default "
+             "native and native_aa) are measured in every round like the others and should measure the same; "
+             "what they differ by is noise. The noise floor of a metric is the 95th percentile of the absolute "
+             "per-round A/A differences: an overhead smaller than it is not told apart from noise (italic in "
+             "the summary).</p>")
     if not len(c):
         msg = ("No A/A pair among the environments: no noise floor measured (add e.g. a second native "
                "environment with the same settings)." if not pairs else "A/A pairs exist but share no results.")
@@ -748,12 +875,24 @@ def section_calibration(data: ReportData) -> str:
     for r in c.sort_values(["workload", "metric", "point", "env_a", "env_b"]).itertuples():
         ci = f"{fmt_ratio(r.ratio_ci_low)}–{fmt_ratio(r.ratio_ci_high)}" if finite(r.ratio_ci_low) else "no CI"
         rows.append([esc(r.workload), esc(r.metric), esc(r.point),
-                     f"{env_html(data, r.env_b)} vs {env_html(data, r.env_a)}",
+                     f"{env_html(data, r.env_b)} vs {env_html(data, r.env_a)}", f'<td class="num">{r.n}</td>',
                      f'<td class="num">{esc(fmt_ratio(r.ratio))} ({esc(ci)})</td>',
+                     f'<td class="num">±{esc(fmt_pct(r.halfwidth_pct))}%</td>',
                      f'<td class="num">{esc(fmt_pct(r.noise_floor_pct))}%</td>',
                      "yes" if r.significant else "no"])
-    return ("<section id='calibration'><h2>A/A calibration (noise floor)</h2>" + intro
-            + _table(["workload", "metric", "point", "pair", "ratio (95% CI)", "noise floor", "CI excludes 1"], rows)
+    judged = c[c["ratio_ci_low"].map(finite)]
+    k, n = int(judged["significant"].sum()), len(judged)
+    conf = float(data.stats_meta.get("confidence", 0.95))
+    allowed = (1 - conf) * n
+    verdict = ("within what chance allows" if k <= max(1.0, allowed + 2 * math.sqrt(allowed * conf))
+               else "MORE than chance allows: the intervals are too narrow for this host, treat every "
+                    "'significant' with caution")
+    count = (f"<p><b>{k} of {n}</b> A/A comparisons with an interval came out significant (their interval "
+             f"excludes 1); at {conf:.0%} confidence about {allowed:.1f} are expected by chance: {esc(verdict)}.</p>"
+             if n else "<p class='note'>No A/A comparison has an interval yet (too few rounds).</p>")
+    return ("<section id='calibration'><h2>A/A calibration (noise floor)</h2>" + intro + count
+            + _table(["workload", "metric", "point", "pair", "rounds", "ratio (95% CI)", "half-width",
+                      "noise floor (P95 |A/A|)", "CI excludes 1"], rows)
             + "</section>")
 
 
@@ -797,9 +936,9 @@ def section_methods(data: ReportData) -> str:
     first = s["first_started_at"].min() if len(s) else None
     last = s["last_ended_at"].max() if len(s) else None
     limits = run.get("limits") or {}
-    parts.append("<h3>Run</h3>" + _table(["profile", "repetitions", "measured iterations", "warm-up iterations",
-                                          "limits", "first measurement", "last measurement"],
-                                         [[esc(run.get("profile", "")), esc(run.get("repetitions", "")),
+    parts.append("<h3>Run</h3>" + _table(["profile", "rounds (min / max / budget)", "measured iterations",
+                                          "warm-up iterations", "limits", "first measurement", "last measurement"],
+                                         [[esc(run.get("profile", "")), esc(_rounds_words(run)),
                                            esc(run.get("iterations", "")), esc(run.get("warmup_iterations", "")),
                                            esc(_settings_text(limits)), esc(_when(first)), esc(_when(last))]]))
     versions: dict[tuple[str, str], list[str]] = {}
@@ -818,18 +957,20 @@ def section_methods(data: ReportData) -> str:
     m = data.stats_meta
     parts.append(
         "<h3>Statistics</h3><ul>"
-        f"<li>Per environment × workload × metric × sweep point: the measured iterations of all repetitions are "
-        f"pooled into one group; warm-up iterations are recorded but excluded (counted as n warm-up). The "
-        f"numbers table gives the number of repetitions (fresh instances) behind each group.</li>"
-        f"<li>Median, mean, sample standard deviation, coefficient of variation; "
-        f"{esc(m.get('ci_method', ''))}, {esc(m.get('n_boot', ''))} resamples, seed {esc(m.get('seed', ''))} "
-        f"(each group its own generator, seeded by the seed and the group's name). No interval below n = "
-        f"{esc(m.get('min_n_ci', ''))}; below n = {esc(m.get('small_n', ''))} it is approximate.</li>"
-        f"<li>Outliers: {esc(m.get('outlier_rule', ''))}; flagged and counted, never dropped.</li>"
-        f"<li>Overhead: ratio of medians against {esc(m.get('baseline', data.baseline))}, 95% CI from a "
-        f"two-sample bootstrap (both groups resampled), significant when the CI excludes 1; shown as % of "
-        f"native, positive = slower (throughput lost for higher-is-better metrics, time added for "
+        f"<li>The unit is the round: {esc(m.get('unit', ''))}. A round measures one workload on every "
+        f"environment back to back, in an order drawn at random per round (seed {esc(run.get('seed', ''))}); "
+        f"rounds flagged by the interference sentinel are excluded and replaced. Warm-up iterations are "
+        f"recorded but never counted.</li>"
+        f"<li>Absolute values per environment: mean of the cell values over rounds, "
+        f"{esc(m.get('absolute_ci_method', ''))} (95%); median, standard deviation and coefficient of "
+        f"variation are over the cell values too. Iterations outside Tukey's fences are counted, never "
+        f"dropped ({esc(m.get('outlier_rule', ''))}).</li>"
+        f"<li>Overhead against {esc(m.get('baseline', data.baseline))}: {esc(m.get('ci_method', ''))}; shown "
+        f"as % of native, positive = slower (throughput lost for higher-is-better metrics, time added for "
         f"lower-is-better ones).</li>"
+        f"<li>Significance: {esc(m.get('fdr', ''))}; an overhead is significant when its adjusted p-value is "
+        f"below 5%. A/A rows are judged by their own interval.</li>"
+        f"<li>Noise floor: {esc(m.get('noise_floor', ''))}.</li>"
         f"<li>Emulated (TCG) environments are kept and labelled, marked not comparable, and never shown as a "
         f"KVM overhead.</li>"
         f"<li>Comparison with the paper: {esc(paperlib.verdict_rule(data.paper.tolerance))} Paper figures carry "
@@ -837,6 +978,11 @@ def section_methods(data: ReportData) -> str:
         + "; ".join(f"[{esc(k)}] {esc(v)}" for k, v in paperlib.TAGS.items()) + ".</li></ul>")
     parts.append("</section>")
     return "".join(parts)
+
+
+def _rounds_words(run: dict[str, Any]) -> str:
+    r = run.get("rounds") or {}
+    return f"{r.get('min', '?')} / {r.get('max', '?')} / {r.get('budget_minutes', '?')} min per workload"
 
 
 def _when(ts: Any) -> str:
@@ -850,10 +996,12 @@ def _when(ts: Any) -> str:
     return t.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]]) -> str:
+def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]],
+                overview: RenderedFigure | None = None) -> str:
     """The whole page."""
     wls = data.workload_names()
-    nav = ("<nav><ul><li><a href='#summary'>Summary</a></li><li><a href='#environments'>Environments</a></li>"
+    nav = ("<nav><ul><li><a href='#overview'>At a glance</a></li><li><a href='#precision'>Precision</a></li>"
+           "<li><a href='#summary'>Summary</a></li><li><a href='#environments'>Environments</a></li>"
            "<li><a href='#missing'>Missing cells</a></li>"
            + "".join(f"<li><a href='#wl-{esc(w)}'>{esc(w)}</a></li>" for w in wls)
            + "<li><a href='#calibration'>A/A calibration</a></li><li><a href='#methods'>Methods</a></li></ul></nav>")
@@ -864,11 +1012,12 @@ def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]]) -> s
     run = data.run
     lead = (f"<p class='lead'>Bare metal ({esc(data.baseline)}) against LXC containers and KVM virtual machines, "
             f"after Felter et al., “An Updated Performance Comparison of Virtual Machines and Linux Containers” "
-            f"(ISPASS 2015). Profile {esc(run.get('profile', '?'))}, "
-            f"{esc(run.get('repetitions', '?'))} repetitions × "
+            f"(ISPASS 2015). Profile {esc(run.get('profile', '?'))}: rounds until each overhead's 95% interval "
+            f"is within its precision target or a cap ({esc(_rounds_words(run))}), each cell "
             f"{esc(run.get('iterations', '?'))} measured iterations (+{esc(run.get('warmup_iterations', '?'))} "
             f"warm-up). Built only from stored results.</p>")
-    body = [f"<h1>isobench: what isolation costs</h1>{lead}{emu_note}{nav}", section_summary(data),
+    body = [f"<h1>isobench: what isolation costs</h1>{lead}{emu_note}{smoke_note(data)}{nav}",
+            section_overview(data, overview), section_precision(data), section_summary(data),
             section_environments(data), section_missing(data)]
     body += [section_workload(data, w, figures.get(w, [])) for w in wls]
     body += [section_calibration(data), section_methods(data)]
@@ -889,12 +1038,14 @@ def build_report(aggregate_dir: Path, env_manifests: list[Path], warmups: list[P
     data = load_inputs(aggregate_dir, env_manifests, warmups, workloads_json, baseline=baseline,
                        paper_results=paper_results)
     figures = {w: workload_figures(data, w) for w in data.workload_names()}
+    fig = figure_overview(data)
+    overview = RenderedFigure(OVERVIEW, "Every overhead with its 95% interval", png_bytes(fig)) if fig else None
     written = []
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)
-    for figs in figures.values():
+    for figs in [*figures.values(), [overview] if overview else []]:
         for f in figs:
             atomic_write_bytes(figures_dir / f.name, f.png)
             written.append(figures_dir / f.name)
-    atomic_write_bytes(out_html, render_html(data, figures).encode())
+    atomic_write_bytes(out_html, render_html(data, figures, overview).encode())
     return sorted(written)

@@ -1,4 +1,4 @@
-"""The tidy row schema of a cell's Parquet file (results/cells/{env}/{workload}/rep-{rep}.parquet).
+"""The tidy row schema of a cell's Parquet file (results/cells/{env}/{workload}/round-{round}.parquet).
 
 One row per (iteration, sweep point, metric). Warm-up iterations are stored too, flagged, and every
 later stage excludes them from statistics. Kept in one place so collect writes it, aggregate and the
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-VERSION = 1
+VERSION = 2
 
 #: column -> (arrow type, description); the README's schema table is generated from this
 COLUMNS: dict[str, tuple[pa.DataType, str]] = {
@@ -17,8 +17,9 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "driver": (pa.string(), "driver kind: native | lxc | kvm"),
     "workload": (pa.string(), "workload name from the config (e.g. fio_randread)"),
     "kind": (pa.string(), "workload kind (module): compression | fio | ..."),
-    "rep": (pa.int32(), "repetition number, 1-based; each repetition is a fresh instance"),
-    "iteration": (pa.int32(), "iteration within the repetition, 1-based, warm-ups first"),
+    "round": (pa.int32(), "round number, 1-based: a round measures the workload once on every environment, "
+                          "back to back in a random order; each cell is a fresh instance"),
+    "iteration": (pa.int32(), "iteration within the cell, 1-based, warm-ups first"),
     "warmup": (pa.bool_(), "true for warm-up iterations (recorded, never counted)"),
     "point": (pa.string(), "sweep point such as 'connections=10'; empty when the workload has no sweep"),
     "metric": (pa.string(), "metric name declared by the workload module"),
@@ -33,6 +34,15 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "emulated": (pa.bool_(), "true when the CPU is emulated (TCG): never a KVM figure"),
     "image_key": (pa.string(), "hash of the image the tools came from"),
     "settings": (pa.string(), "JSON of the environment's settings as recorded at run time"),
+    "steal_pct": (pa.float64(), "host steal time over the iteration, % of all host CPU time (sentinel)"),
+    "busy_pct": (pa.float64(), "host non-idle CPU time over the iteration, % of all host CPU time"),
+    "host_cpu_s": (pa.float64(), "host CPU seconds spent (user+nice+system+irq+softirq+steal) over the iteration"),
+    "procs_running": (pa.float64(), "mean runnable threads on the host during the iteration (the work included)"),
+    "load1": (pa.float64(), "host 1-minute load average at the end of the iteration"),
+    "cpu_mhz": (pa.float64(), "mean host CPU clock during the iteration (NaN where unreadable)"),
+    "canary_start_s": (pa.float64(), "seconds of the fixed-work host canary before the cell's instance started"),
+    "canary_end_s": (pa.float64(), "seconds of the same canary after the instance stopped"),
+    "cell_seconds": (pa.float64(), "wall time of the whole cell: instance start, preparation, all iterations, stop"),
 }
 
 SCHEMA = pa.schema([pa.field(name, typ, nullable=False) for name, (typ, _) in COLUMNS.items()],

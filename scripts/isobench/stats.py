@@ -13,9 +13,22 @@ Everything here is a pure function of its arguments, so the same inputs give the
   (needs at least :data:`MIN_N_OUTLIER` values). Flagged values are reported, never dropped: the
   median is robust to them already, and dropping would hide real variability (e.g. a noisy
   neighbour) that the comparison is about.
-* **Ratio of medians** (environment / baseline) with a 95 % CI from an independent two-sample
-  bootstrap (both groups resampled, ``paired=False``). It is *significant* when the interval
-  excludes 1.
+* **Paired ratio over rounds** (:func:`paired_ratio`), the overhead estimate: a round measures the
+  workload on every environment back to back, each cell reduces to one value (the median of its
+  measured iterations), and the overhead of environment E is taken from the per-round log ratios
+  d_r = log(E_r / baseline_r): the ratio is exp(mean d), its 95 % CI the t-interval of the mean of d
+  (n - 1 degrees of freedom), back-transformed; the p-value is the one-sample t-test of mean d = 0.
+  The round, not the iteration, is the unit: iterations inside one instance share that instance's
+  and that moment's luck, so treating them as independent makes intervals too narrow (Kalibera &
+  Jones, ISMM 2013). With fewer than :data:`MIN_ROUNDS_CI` rounds no interval is given.
+  The half-width of the interval, in % of the ratio, is exp(t * sd / sqrt(n)) - 1; the rounds a
+  target half-width h needs for a paired SD s are about (1.96 s / log(1 + h))^2
+  (:func:`rounds_for`, pyperf's sample-size rule in log space).
+* **Ratio of medians** (:func:`ratio_of_medians`, environment / baseline) with a 95 % CI from an
+  independent two-sample bootstrap: kept for unpaired comparisons only (never for overheads).
+* **False discovery rate**: the p-values of all overheads of a report are adjusted with
+  Benjamini-Hochberg (:func:`bh_adjust`); an overhead is *significant* when its adjusted value is
+  below 1 - confidence.
 * **Overhead in %**, signed so that positive means slower whatever the metric's direction:
   ``(1 - ratio) * 100`` for higher-is-better metrics (throughput lost),
   ``(ratio - 1) * 100`` for lower-is-better ones (time or latency added). So a latency ratio of 1.2 is
@@ -47,6 +60,12 @@ MIN_N_OUTLIER = 4
 IQR_K = 1.5
 OUTLIER_RULE = f"Tukey fences: outside [Q1 - {IQR_K} IQR, Q3 + {IQR_K} IQR] of the group (n >= {MIN_N_OUTLIER})"
 CI_METHOD = f"bootstrap percentile interval ({CONFIDENCE:.0%}), scipy.stats.bootstrap"
+#: fewer rounds than this: no interval for an overhead (and never a "significant")
+MIN_ROUNDS_CI = 5
+PAIRED_METHOD = (f"per-round log ratios log(E_r / native_r) of the cells' medians; {CONFIDENCE:.0%} "
+                 f"t-interval of their mean over rounds, back-transformed; no interval below "
+                 f"{MIN_ROUNDS_CI} rounds")
+FDR_METHOD = "Benjamini-Hochberg over every overhead of the run (A/A and emulated excluded)"
 
 
 def group_rng(seed: int, *key: object) -> np.random.Generator:
@@ -195,3 +214,94 @@ def effect_words(pct: float, baseline: str = "native") -> str:
     if round(pct, 1) == 0:
         return f"same as {baseline}"
     return f"{abs(pct):.1f}% {'slower' if pct > 0 else 'faster'} than {baseline}"
+
+
+# -- rounds as the unit ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PairedStats:
+    """One environment against the baseline over paired rounds (see the module doc)."""
+    n: int                 # rounds with a finite value on both sides
+    ratio: float           # exp(mean of the per-round log ratios)
+    ci_low: float
+    ci_high: float
+    sd_log: float          # SD of the per-round log ratios (the pair noise)
+    halfwidth_pct: float   # CI half-width in % of the ratio: exp(t * sd / sqrt(n)) - 1
+    p_value: float         # two-sided one-sample t-test of mean log ratio = 0
+    note: str
+
+    @property
+    def has_ci(self) -> bool:
+        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+
+    @property
+    def excludes_one(self) -> bool:
+        return self.has_ci and (self.ci_low > 1 or self.ci_high < 1)
+
+
+def log_ratios(values, baseline) -> np.ndarray:
+    """Per-round log(values_r / baseline_r) where both are finite and positive (aligned arrays)."""
+    x, y = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    return np.log(x[ok] / y[ok])
+
+
+def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI) -> PairedStats:
+    """The overhead estimate from per-round values aligned by round (``values[i]`` and
+    ``baseline[i]`` measured in the same round)."""
+    d = log_ratios(values, baseline)
+    n, nan = int(d.size), float("nan")
+    if n == 0:
+        return PairedStats(0, nan, nan, nan, nan, nan, nan, "no round with a value on both sides")
+    mean = float(np.mean(d))
+    ratio = math.exp(mean)
+    if n < 2:
+        return PairedStats(n, ratio, nan, nan, nan, nan, nan, f"{n} round < {min_rounds}: no interval")
+    sd = float(np.std(d, ddof=1))
+    t = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
+    half = t * sd / math.sqrt(n)
+    p = 1.0 if sd == 0 and mean == 0 else (0.0 if sd == 0 else float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)))
+    hw = (math.exp(half) - 1) * 100
+    if n < min_rounds:
+        return PairedStats(n, ratio, nan, nan, sd, hw, p, f"{n} rounds < {min_rounds}: no interval")
+    return PairedStats(n, ratio, math.exp(mean - half), math.exp(mean + half), sd, hw, p, "")
+
+
+def rounds_for(sd_log: float, target_pct: float, *, t_based: bool = True, cap: int = 100_000) -> int:
+    """Rounds needed for a CI half-width of ``target_pct`` % given the per-round log-ratio SD.
+
+    ``t_based=False`` is the textbook (1.96 s / h)^2 (the "ideal" of a known SD); ``t_based=True``
+    the smallest n whose t-interval (n - 1 degrees of freedom) reaches the target, which is what
+    the stopping rule checks."""
+    if not (math.isfinite(sd_log) and sd_log >= 0 and target_pct > 0):
+        return cap
+    h = math.log1p(target_pct / 100)
+    z = float(sps.norm.ppf(0.5 + CONFIDENCE / 2))
+    n = max(2, math.ceil((z * sd_log / h) ** 2))
+    if not t_based:
+        return min(n, cap)
+    while n < cap and float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd_log / math.sqrt(n) > h:
+        n += 1
+    return n
+
+
+def mean_interval(values) -> tuple[float, float, float, str]:
+    """Mean of per-cell values with its t-interval over cells: (mean, low, high, note)."""
+    x = finite(values)
+    n, nan = int(x.size), float("nan")
+    if n == 0:
+        return nan, nan, nan, "no finite values"
+    m = float(np.mean(x))
+    if n < MIN_N_CI:
+        return m, nan, nan, f"{n} cells < {MIN_N_CI}: no interval"
+    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(np.std(x, ddof=1)) / math.sqrt(n)
+    return m, m - half, m + half, ""
+
+
+def bh_adjust(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (NaN stays NaN and does not count as a test)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        out[ok] = sps.false_discovery_control(p[ok], method="bh")
+    return out

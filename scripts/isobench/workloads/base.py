@@ -28,6 +28,9 @@ class Metric:
     unit: str
     higher_is_better: bool
     description: str
+    #: a headline metric: the workload gets rounds until every primary metric's overhead reaches its
+    #: precision target (the others are reported with the precision they reached)
+    primary: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,14 @@ class Context:
     facts: dict[str, Any]
 
 
+#: precision-target classes (config ``precision:``): what a workload mainly exercises
+CATEGORIES = ("cpu", "memory", "storage", "network", "application")
+
+
 class Workload(ABC):
     kind: ClassVar[str]
+    #: one of CATEGORIES: selects the default precision target
+    CATEGORY: ClassVar[str]
     PARAMS: ClassVar[dict[str, Any]] = {}
     METRICS: ClassVar[dict[str, Metric]] = {}
     TOOLS: ClassVar[tuple[tuple[str, ...], ...]] = ()

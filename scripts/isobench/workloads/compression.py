@@ -50,6 +50,7 @@ def make_corpus(path: Path, size_mib: int, seed: int) -> str:
 
 class Compression(Workload):
     kind = "compression"
+    CATEGORY = "cpu"
     PARAMS = {
         "threads": {"type": "integer", "minimum": 1, "default": 2,
                     "description": "xz -T threads (the paper: one per hardware thread)"},
@@ -59,7 +60,7 @@ class Compression(Workload):
                        "description": "size of the generated corpus in MiB (the paper: 1 GB enwik9)"},
         "seed": {"type": "integer", "minimum": 0, "default": 1, "description": "corpus generator seed"},
     }
-    METRICS = {"throughput": Metric("MB/s", True, "input bytes compressed per second (10^6 B/s)")}
+    METRICS = {"throughput": Metric("MB/s", True, "input bytes compressed per second (10^6 B/s)", primary=True)}
     TOOLS = (("xz", "--version"),)
     VERSION_ARGV = ("xz", "--version")
 

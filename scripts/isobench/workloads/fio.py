@@ -23,7 +23,7 @@ EXIT_MARK = re.compile(r"^isobench: fio exit (\d+)$", re.M)
 
 def _direction_metrics(d: str) -> dict[str, Metric]:
     return {
-        f"{d}_iops": Metric("IOPS", True, f"{d} operations per second"),
+        f"{d}_iops": Metric("IOPS", True, f"{d} operations per second", primary=True),
         f"{d}_bw": Metric("MB/s", True, f"{d} bandwidth (10^6 B/s)"),
         f"{d}_lat_p50": Metric("µs", False, f"{d} completion latency, median"),
         f"{d}_lat_p99": Metric("µs", False, f"{d} completion latency, 99th percentile"),
@@ -32,6 +32,7 @@ def _direction_metrics(d: str) -> dict[str, Metric]:
 
 class Fio(Workload):
     kind = "fio"
+    CATEGORY = "storage"
     PARAMS = {
         "rw": {"enum": ["read", "write", "randread", "randwrite", "randrw"], "default": "randread",
                "description": "fio rw= (access pattern)"},

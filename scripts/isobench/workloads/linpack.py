@@ -25,6 +25,7 @@ CHECKS = re.compile(r"^\s*(\d+) tests completed and passed residual checks,\s*\n
 
 class Linpack(HpccWorkload):
     kind = "linpack"
+    CATEGORY = "cpu"
     PARAMS = {
         "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 1536,
               "description": "HPL problem size N (the paper: 45000, a 16.2 GB matrix = 6% of its RAM); "
@@ -34,7 +35,7 @@ class Linpack(HpccWorkload):
                                   "mean (the paper: 10)"},
         **HPCC_PARAMS,
     }
-    METRICS = {"gflops": Metric("GFLOPS", True, "HPL floating-point rate (10^9 flop/s), mean over trials")}
+    METRICS = {"gflops": Metric("GFLOPS", True, "HPL floating-point rate (10^9 flop/s), mean over trials", primary=True)}
 
     def sizes(self) -> list[int]:
         return [self.params["n"]] * self.params["trials"]

@@ -40,7 +40,7 @@ def _metrics() -> dict[str, Metric]:
     out = {}
     for t in TESTS:
         s = _short(t)
-        out[f"{s}_tps"] = Metric("transactions/s", True, f"sysbench {t} transactions per second")
+        out[f"{s}_tps"] = Metric("transactions/s", True, f"sysbench {t} transactions per second", primary=True)
         out[f"{s}_lat_avg"] = Metric("ms", False, f"sysbench {t} transaction latency, mean")
         out[f"{s}_lat_p95"] = Metric("ms", False, f"sysbench {t} transaction latency, 95th percentile")
     return out
@@ -48,6 +48,7 @@ def _metrics() -> dict[str, Metric]:
 
 class Mysql(Workload):
     kind = "mysql"
+    CATEGORY = "application"
     PARAMS = {
         "tests": {"type": "array", "items": {"enum": list(TESTS)}, "minItems": 1, "uniqueItems": True,
                   "default": ["oltp_read_only", "oltp_read_write"],

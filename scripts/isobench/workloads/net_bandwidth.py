@@ -37,13 +37,16 @@ ATTEMPTS = 3
 
 class NetBandwidth(Workload):
     kind = "net_bandwidth"
+    CATEGORY = "network"
     PARAMS = {
         "seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 1,
                     "description": "iperf3 -t: seconds per direction (the paper's nuttcp: 10)"},
     }
     METRICS = {
-        "to_env": Metric("Gbit/s", True, "TCP goodput host -> environment, measured at the receiver"),
-        "from_env": Metric("Gbit/s", True, "TCP goodput environment -> host (iperf3 -R), measured at the receiver"),
+        "to_env": Metric("Gbit/s", True, "TCP goodput host -> environment, measured at the receiver",
+                         primary=True),
+        "from_env": Metric("Gbit/s", True, "TCP goodput environment -> host (iperf3 -R), measured at the receiver",
+                           primary=True),
     }
     TOOLS = (("iperf3", "--version"), ("ss", "-V"))
     VERSION_ARGV = ("iperf3", "--version")

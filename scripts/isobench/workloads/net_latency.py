@@ -86,7 +86,8 @@ printf "isobench-rr proto=%s req=%d resp=%d n=%d seconds=%.6f mean_us=%.3f p50_u
 def _metrics() -> dict[str, Metric]:
     out = {}
     for p in PROTOCOLS:
-        out[f"{p}_mean"] = Metric("µs", False, f"{p.upper()} round trip, mean (10^6 / transactions per second)")
+        out[f"{p}_mean"] = Metric("µs", False, f"{p.upper()} round trip, mean (10^6 / transactions per second)",
+                                  primary=True)
         out[f"{p}_p50"] = Metric("µs", False, f"{p.upper()} round trip, median")
         out[f"{p}_p99"] = Metric("µs", False, f"{p.upper()} round trip, 99th percentile")
     return out
@@ -94,6 +95,7 @@ def _metrics() -> dict[str, Metric]:
 
 class NetLatency(Workload):
     kind = "net_latency"
+    CATEGORY = "network"
     PARAMS = {
         "protocols": {"type": "array", "items": {"enum": list(PROTOCOLS)}, "minItems": 1, "uniqueItems": True,
                       "default": ["tcp", "udp"], "description": "request/response over TCP and/or UDP"},

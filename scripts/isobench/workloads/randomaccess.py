@@ -22,6 +22,7 @@ from .hpcc import HPCC_PARAMS, HpccWorkload
 
 class RandomAccess(HpccWorkload):
     kind = "randomaccess"
+    CATEGORY = "memory"
     STOP_AFTER = "SingleRandomAccess"
     PARAMS = {
         "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 2900,
@@ -31,7 +32,7 @@ class RandomAccess(HpccWorkload):
     }
     METRICS = {
         "gups": Metric("GUPS", True, "StarRandomAccess: all processes at once, each on its own table; "
-                                     "sum of their rates (10^9 updates/s)"),
+                                     "sum of their rates (10^9 updates/s)", primary=True),
         "gups_single": Metric("GUPS", True, "SingleRandomAccess: one process alone"),
         "gups_mpi": Metric("GUPS", True, "MPIRandomAccess: one table distributed over the processes"),
     }

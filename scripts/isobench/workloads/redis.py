@@ -32,7 +32,7 @@ def _metrics() -> dict[str, Metric]:
     for names in TESTS.values():
         for name in names:
             t = name.lower()
-            out[f"{t}_rps"] = Metric("requests/s", True, f"{name} requests per second")
+            out[f"{t}_rps"] = Metric("requests/s", True, f"{name} requests per second", primary=True)
             out[f"{t}_lat_avg"] = Metric("ms", False, f"{name} latency, mean")
             out[f"{t}_lat_p50"] = Metric("ms", False, f"{name} latency, median")
             out[f"{t}_lat_p99"] = Metric("ms", False, f"{name} latency, 99th percentile")
@@ -41,6 +41,7 @@ def _metrics() -> dict[str, Metric]:
 
 class Redis(Workload):
     kind = "redis"
+    CATEGORY = "application"
     PARAMS = {
         "connections": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 10000},
                         "minItems": 1, "uniqueItems": True, "default": [1, 5, 10, 50],

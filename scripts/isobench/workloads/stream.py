@@ -160,6 +160,7 @@ def last_level_cache(listing: str) -> int:
 
 class Stream(Workload):
     kind = "stream"
+    CATEGORY = "memory"
     PARAMS = {
         "threads": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 2,
                     "description": "threads, each with its share of every array (the paper: one per "
@@ -170,7 +171,8 @@ class Stream(Workload):
         "ntimes": {"type": "integer", "minimum": 2, "maximum": 100, "default": 10,
                    "description": "passes over every kernel; the first is not counted (STREAM's NTIMES)"},
     }
-    METRICS = {k: Metric("GB/s", True, f"STREAM {k.capitalize()} bandwidth, best pass (10^9 B/s)") for k in KERNELS}
+    METRICS = {k: Metric("GB/s", True, f"STREAM {k.capitalize()} bandwidth, best pass (10^9 B/s)", primary=True)
+               for k in KERNELS}
     TOOLS = (("sysbench", "--version"),)
     VERSION_ARGV = ("sysbench", "--version")
 

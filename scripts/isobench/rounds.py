@@ -1,0 +1,153 @@
+"""Rounds: how many a workload gets, and which of them count.
+
+A round measures one workload on every environment back to back, in an order drawn at random per
+round (:func:`round_order`); each cell reduces to one value per metric and sweep point, the median
+of its measured iterations (:func:`cell_values`). Overheads are paired per round
+(:func:`isobench.stats.paired_ratio`).
+
+Rounds are added in batches until every overhead of the workload's primary metrics reaches the
+precision target (the 95 % CI half-width in % of the ratio), or a cap stops it: ``rounds.max``
+rounds, or the time budget. :func:`decide` is that rule, a pure function of the measured cells:
+a batch starts with ``rounds.min`` rounds; after each batch the rounds still needed are estimated
+from the observed paired SD (:func:`isobench.stats.rounds_for`) and the next batch adds that many,
+but never more than half the rounds already usable (so a noisy early estimate cannot overshoot the
+need by more than 1.5x), nor more than the caps allow.
+
+The interference sentinel flags a whole round (never one cell, so the pairing survives) when one of
+its cells saw more host steal time than ``sentinel.max_steal_pct`` in a measured iteration, or its
+host canary changed by more than ``sentinel.max_canary_change_pct`` between the cell's start and end.
+Flagged rounds do not count; the next batch replaces them.
+
+Emulated environments (KVM under TCG) are measured in every round but never hold the workload's
+rounds back: their figures are not KVM figures, and emulation noise would set the cost of the run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+CELL_KEY = ["env", "workload", "metric", "point", "round"]
+
+
+def round_order(envs: Iterable[str], workload: str, rnd: int, seed: int) -> list[str]:
+    """The environments of one round in their measurement order: a permutation drawn from
+    (seed, workload, round), so every round differs and a rerun reproduces it."""
+    envs = sorted(envs)
+    perm = stats.group_rng(seed, "round-order", workload, rnd).permutation(len(envs))
+    return [envs[i] for i in perm]
+
+
+def cell_values(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per cell x metric x point: the median of the measured iterations (``value``), with
+    the cell's direction, unit and labels."""
+    m = cells[~cells["warmup"]]
+    if m.empty:
+        return pd.DataFrame(columns=[*CELL_KEY, "value", "unit", "higher_is_better", "emulated", "iterations"])
+    g = m.groupby(CELL_KEY, sort=True)
+    out = g.agg(value=("value", "median"), unit=("unit", "first"), higher_is_better=("higher_is_better", "first"),
+                emulated=("emulated", "first"), iterations=("value", "size"))
+    return out.reset_index()
+
+
+def flagged_rounds(cells: pd.DataFrame, *, max_steal_pct: float,
+                   max_canary_change_pct: float) -> dict[tuple[str, int], str]:
+    """(workload, round) -> why the sentinel flagged it (see the module doc)."""
+    out: dict[tuple[str, int], str] = {}
+    if cells.empty:
+        return out
+    m = cells[~cells["warmup"]]
+    for (wl, rnd, env), g in m.groupby(["workload", "round", "env"], sort=True):
+        steal = float(np.nanmax(g["steal_pct"])) if g["steal_pct"].notna().any() else math.nan
+        c0, c1 = float(g["canary_start_s"].iloc[0]), float(g["canary_end_s"].iloc[0])
+        change = abs(c1 / c0 - 1) * 100 if c0 > 0 and math.isfinite(c1) else math.nan
+        why = []
+        if math.isfinite(steal) and steal > max_steal_pct:
+            why.append(f"{env}: steal {steal:.1f}% > {max_steal_pct:g}%")
+        if math.isfinite(change) and change > max_canary_change_pct:
+            why.append(f"{env}: host canary changed {change:.0f}% > {max_canary_change_pct:g}%")
+        if why:
+            key = (str(wl), int(rnd))
+            out[key] = "; ".join(filter(None, [out.get(key, ""), *why]))
+    return out
+
+
+def paired(values: pd.DataFrame, env: str, baseline: str, metric: str, point: str,
+           exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Aligned per-round values of env and baseline for one metric and point (rounds in both)."""
+    v = values[(values["metric"] == metric) & (values["point"] == point)]
+    a = v[v["env"] == env].set_index("round")["value"]
+    b = v[v["env"] == baseline].set_index("round")["value"]
+    common = sorted(set(a.index) & set(b.index) - set(exclude))
+    return a.loc[common].to_numpy(np.float64), b.loc[common].to_numpy(np.float64), common
+
+
+def precision_groups(values: pd.DataFrame, *, baseline: str, primary: set[str], emulated: set[str],
+                     exclude: set[int]) -> list[dict[str, Any]]:
+    """The paired SD and half-width of every (environment, primary metric, point) that decides."""
+    rows = []
+    keys = values[["env", "metric", "point"]].drop_duplicates().itertuples(index=False)
+    for env, metric, point in sorted(keys):
+        if env == baseline or env in emulated or metric not in primary:
+            continue
+        x, y, common = paired(values, env, baseline, metric, point, exclude)
+        ps = stats.paired_ratio(x, y, min_rounds=2)
+        rows.append({"env": env, "metric": metric, "point": point, "n": ps.n, "sd_log": ps.sd_log,
+                     "halfwidth_pct": ps.halfwidth_pct})
+    return rows
+
+
+def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds_measured: int,
+           baseline: str, primary: set[str], emulated: set[str]) -> dict[str, Any]:
+    """After ``rounds_measured`` rounds of ``workload``: done (and why), or how many rounds to add."""
+    cells = cells[cells["workload"] == workload]
+    flags = flagged_rounds(cells, max_steal_pct=policy["max_steal_pct"],
+                           max_canary_change_pct=policy["max_canary_change_pct"])
+    flagged = {r: why for (w, r), why in flags.items() if w == workload}
+    values = cell_values(cells)
+    usable = rounds_measured - len(flagged)
+    groups = precision_groups(values, baseline=baseline, primary=primary, emulated=emulated,
+                              exclude=set(flagged))
+    target = float(policy["target_pct"])
+    for g in groups:
+        g["needed"] = stats.rounds_for(g["sd_log"], target) if g["n"] >= 2 else None
+    worst = max(groups, key=lambda g: (g["halfwidth_pct"] if math.isfinite(g["halfwidth_pct"]) else math.inf),
+                default=None)
+    per_cell = cells.drop_duplicates(["env", "round"])["cell_seconds"]
+    used_s = float(per_cell.sum()) if len(per_cell) else 0.0
+    per_round_s = used_s / rounds_measured if rounds_measured else 0.0
+    record: dict[str, Any] = {
+        "workload": workload, "rounds": rounds_measured, "usable": usable,
+        "flagged": {str(r): why for r, why in sorted(flagged.items())}, "target_pct": target,
+        "groups": groups, "worst": worst, "seconds": round(used_s, 1), "per_round_s": round(per_round_s, 1),
+        "policy": dict(policy), "primary": sorted(primary), "done": True, "stop": "", "next": 0,
+    }
+    needed = [g["needed"] for g in groups]
+    met = bool(groups) and all(g["n"] >= stats.MIN_ROUNDS_CI and g["halfwidth_pct"] <= target for g in groups)
+    if usable >= policy["min_rounds"] and (met or not groups):
+        record["stop"] = "target met" if met else "nothing to decide (no paired primary metric)"
+        return record
+    if usable < policy["min_rounds"]:
+        want = policy["min_rounds"] - usable
+    else:
+        known = [n for n in needed if n is not None]
+        goal = max(max(known) if known else usable * 2, stats.MIN_ROUNDS_CI)
+        want = max(1, min(goal - usable, math.ceil(usable / 2)))
+    room = policy["max_rounds"] - rounds_measured
+    if room <= 0:
+        record["stop"] = "max rounds"
+        return record
+    add = min(want, room)
+    if per_round_s > 0:
+        afford = math.floor((policy["budget_s"] - used_s) / per_round_s)
+        if afford <= 0:
+            record["stop"] = "time budget"
+            return record
+        add = min(add, afford)
+    record.update(done=False, next=int(add))
+    return record
