@@ -10,7 +10,7 @@ from isobench.util import read_json
 def main(cell: dict, rnd: int, state_dir: str, image_json: str, warmup_json: str, out: str) -> None:
     host = read_json(warmup_json)["host"]
     run_cell(cell["env"], cell["workload"], rnd, cell["iterations"], cell["warmup_iterations"], state_dir,
-             read_json(image_json), host, Path(out))
+             read_json(image_json), host, Path(out), settle_s=float(cell.get("settle_s", 0)))
 
 
 if "snakemake" in globals():

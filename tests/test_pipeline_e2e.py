@@ -26,15 +26,16 @@ pytestmark = pytest.mark.e2e
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-ENVS = ["native", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume", "kvm"]
+ENVS = ["native", "native_aa", "lxc_bridge", "lxc_nat", "lxc_host", "lxc_volume", "kvm"]
 LXC = [e for e in ENVS if e.startswith("lxc")]
 WORKLOADS = ["compression", "fio_randread"]
 
 
-def snakemake(workdir: Path, *flags: str, configs=(TINY,), check=True) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *flags: str, configs=(TINY,), check=True, envs=ENVS,
+              workloads=WORKLOADS) -> subprocess.CompletedProcess:
     # --configfile and --config take several values: targets go after "--"
     cmd = [*SNAKEMAKE, "-d", str(workdir), "--cores", "2", *flags, "--configfile", *map(str, configs),
-           "--config", f"run={json.dumps({'environments': ENVS, 'workloads': WORKLOADS})}", "--", "all"]
+           "--config", f"run={json.dumps({'environments': envs, 'workloads': workloads})}", "--", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
@@ -89,7 +90,7 @@ def test_lxc_variants_record_their_settings(run):
 
 def test_warmup_saw_the_configured_limits(run):
     wd, *_ = run
-    for env in ENVS[1:]:
+    for env in [e for e in ENVS if not e.startswith("native")]:
         rec = json.loads((wd / "results" / "warmup" / f"{env}.json").read_text())
         assert rec["inside"]["nproc"] == 2
         if env in LXC:
@@ -151,6 +152,26 @@ def test_changed_fio_parameter_reruns_only_fio_cells(run):
     assert warm_before == {p: p.stat().st_mtime_ns for p in warm_before}
     depth = json.loads((wd / "results/raw/native/fio_randread/round-1/cell.json").read_text())["params"]["iodepth"]
     assert depth == 4
+
+
+def test_adding_rounds_measures_only_the_new_rounds(run):
+    """A second round (a raised rounds.min) measures round 2 on each environment and nothing else:
+    every round-1 cell and raw directory stays as it was."""
+    wd, *_ = run
+    envs, wls = ["native", "native_aa", "lxc_host"], ["compression"]
+    before = {p: p.stat().st_mtime_ns for p in cells(wd)}
+    raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/*/round-1/cell.json")}
+    configs = (TINY, ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
+    dry = snakemake(wd, "-n", configs=configs, envs=envs, workloads=wls)
+    planned = re.findall(r"output: (results/raw/\S+)", dry.stdout)
+    assert sorted(planned) == sorted(f"results/raw/{e}/compression/round-2" for e in envs), dry.stdout[-3000:]
+    snakemake(wd, configs=configs, envs=envs, workloads=wls)
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    assert {p: p.stat().st_mtime_ns for p in raw_before} == raw_before
+    assert sorted(p.parts[-3] for p in wd.glob("results/cells/*/*/round-2.parquet")) == sorted(envs)
+    decision = json.loads((wd / "results/rounds/compression/batch-0.json").read_text())
+    assert decision["rounds"] == 2 and decision["done"] and decision["stop"] == "max rounds"
+    assert (wd / "results/aggregate/precision.csv").exists()
 
 
 def test_no_project_objects_left_on_the_host(run):

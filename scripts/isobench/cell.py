@@ -112,8 +112,11 @@ def _check_resources(driver: Driver, inside: dict[str, Any]) -> None:
 
 def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rnd: int, iterations: int,
              warmup_iterations: int, state_dir: str, image: dict[str, Any], host: dict[str, Any],
-             out_dir: Path) -> None:
-    """Measure one cell (round ``rnd``) into out_dir: iter-NN[.warmup].out per iteration, then cell.json."""
+             out_dir: Path, *, settle_s: float = 0.0) -> None:
+    """Measure one cell (round ``rnd``) into out_dir: iter-NN[.warmup].out per iteration, then cell.json.
+
+    With ``settle_s`` > 0 the host's dirty pages are written (sync) and the cell waits that long
+    after preparing its datasets, before the first iteration."""
     check_rootfs(image)
     driver = make_driver(env_settings, state_dir, image)
     wl = make_workload(workload_params)
@@ -140,6 +143,9 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rnd:
             log.info("%s: preparing (%s)", where, wl.describe())
             wl.prepare(ctx)
             version = wl.version(inst)
+            if settle_s > 0:
+                os.sync()
+                time.sleep(settle_s)
             for i in range(1, total + 1):
                 is_warmup = i <= warmup_iterations
                 started = now()

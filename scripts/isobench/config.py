@@ -99,6 +99,9 @@ def schema() -> dict[str, Any]:
             }, description="interference thresholds, fixed before the run"),
             "iterations": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
                            "description": "measured iterations per cell (their median is the cell's value)"},
+            "settle_s": {"type": "number", "minimum": 0, "maximum": 60, "default": 0,
+                         "description": "before a cell's first iteration: sync, then this many seconds idle "
+                                        "(dirty pages of the previous cell written, the host quiet)"},
             "warmup_iterations": {"type": "integer", "minimum": 0, "maximum": 100, "default": 1,
                                   "description": "iterations run first in every cell, recorded and "
                                                  "flagged, never counted"},
@@ -200,6 +203,7 @@ class Config:
     sentinel: dict[str, float]
     iterations: int
     warmup_iterations: int
+    settle_s: float
     paths: StatePaths
     limits: Limits
     network: dict[str, str]
@@ -264,6 +268,7 @@ class Config:
     def cell_settings(self, env: str, workload: str) -> dict[str, Any]:
         return {"env": self.env_settings(env), "workload": self.workload_params(workload),
                 "iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
+                "settle_s": self.settle_s,
                 "image": stable_hash(self.image_spec()), "state_dir": str(self.paths.root)}
 
 
@@ -313,6 +318,7 @@ def load(raw: dict[str, Any] | None) -> Config:
         sentinel=_with_defaults(top["sentinel"]["properties"], raw.get("sentinel", {})),
         iterations=raw.get("iterations", top["iterations"]["default"]),
         warmup_iterations=raw.get("warmup_iterations", top["warmup_iterations"]["default"]),
+        settle_s=float(raw.get("settle_s", top["settle_s"]["default"])),
         paths=StatePaths(Path(raw.get("state_dir", top["state_dir"]["default"]))),
         limits=Limits(lim["cpus"], lim["memory_mib"]),
         network=_with_defaults(top["network"]["properties"], raw.get("network", {})),

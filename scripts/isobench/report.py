@@ -362,7 +362,7 @@ def figure_bars(data: ReportData, workload: str, panels: list[tuple[str, str]]) 
         ax.grid(axis="y", alpha=0.3)
         if not first:
             ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
-    fig.suptitle(f"{workload}: median, whiskers 95% CI; below each name: vs {data.baseline}", fontsize=11)
+    fig.suptitle(f"{workload}: mean over rounds, whiskers 95% CI; below each name: vs {data.baseline}", fontsize=11)
     return fig
 
 
@@ -405,7 +405,7 @@ def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure 
         _maybe_log(ax, values)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"{workload}: median per point, whiskers 95% CI", fontsize=11)
+    fig.suptitle(f"{workload}: mean over rounds per point, whiskers 95% CI", fontsize=11)
     return fig
 
 
@@ -442,7 +442,7 @@ def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figur
         _maybe_log(ax, values)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.suptitle(f"{workload}: latency percentiles, median, whiskers 95% CI", fontsize=11)
+    fig.suptitle(f"{workload}: latency percentiles, mean over rounds, whiskers 95% CI", fontsize=11)
     return fig
 
 
@@ -587,7 +587,7 @@ def section_precision(data: ReportData) -> str:
             "whether the target was met or which cap stopped the rounds, the rounds measured, the paired SD "
             "of the per-round log ratios of that widest comparison, and the rounds (1.96·SD/h)² says that SD "
             "needs. Flagged rounds (interference sentinel) are excluded and replaced.</p>"
-            + _table(["workload", "target", "reached", "widest", "target", "rounds", "pair SD", "rounds needed",
+            + _table(["workload", "target", "reached", "widest", "status", "rounds", "pair SD", "rounds needed",
                       "measuring time", "flagged rounds"], rows) + "</section>")
 
 
