@@ -6,7 +6,7 @@
 rule aggregate:
     input:
         cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl)],
-        batches=final_batches,
+        batches=expand("results/rounds/{workload}/final.json", workload=PLAN.workloads),
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
     output:
         cells="results/aggregate/cells.parquet",

@@ -105,9 +105,13 @@ def test_bh_adjust_matches_the_textbook():
 
 
 # -- the round-count rule ----------------------------------------------------------------------------
+T0 = pd.Timestamp("2026-12-01T10:00:00Z")
+
+
 def cells_frame(pair_sd: float, n_rounds: int, *, seed: int = 1, steal: dict[int, float] | None = None,
-                cell_seconds: float = 10.0) -> pd.DataFrame:
-    """Cells of one workload on native and lxc (ratio 0.95), one measured iteration each."""
+                cell_seconds: float = 10.0, late: set[int] = frozenset()) -> pd.DataFrame:
+    """Cells of one workload on native and lxc (ratio 0.95), one measured iteration each; the lxc
+    cells of the rounds in ``late`` were re-measured alone two days later."""
     rng = np.random.default_rng(seed)
     rows = []
     for r in range(1, n_rounds + 1):
@@ -116,7 +120,9 @@ def cells_frame(pair_sd: float, n_rounds: int, *, seed: int = 1, steal: dict[int
             rows.append({"env": env, "workload": "w", "metric": "m", "point": "", "round": r, "warmup": False,
                          "value": 100 * drift * level, "unit": "x", "higher_is_better": True, "emulated": False,
                          "steal_pct": (steal or {}).get(r, 0.0) if env == "lxc" else 0.0,
-                         "canary_start_s": 0.1, "canary_end_s": 0.1, "cell_seconds": cell_seconds})
+                         "canary_start_s": 0.1, "canary_end_s": 0.1, "cell_seconds": cell_seconds,
+                         "started_at": T0 + pd.Timedelta(minutes=r) + pd.Timedelta(
+                             days=2 if env == "lxc" and r in late else 0)})
     return pd.DataFrame(rows)
 
 
@@ -167,6 +173,19 @@ def test_a_flagged_round_is_replaced_and_not_counted():
     d = decide(cells, 5)
     assert d["flagged"] == {"3": "lxc: steal 12.0% > 5%"} and d["usable"] == 4
     assert not d["done"] and d["next"] == 1          # one round replaces it
+
+
+def test_a_cell_re_measured_alone_is_not_paired_with_an_old_baseline():
+    """lxc re-measured two days after its rounds (a changed setting, a failed cell): those pairs are
+    not used, and new rounds (with a fresh native) bring it back to the minimum at once."""
+    gap = {"max_pair_gap_s": 3600.0}
+    cells = cells_frame(0.005, 8, late={1, 2, 3, 4, 5, 6})
+    x, y, common = rounds.paired(rounds.cell_values(cells), "lxc", "native", "m", "", max_gap_s=3600)
+    assert common == [7, 8]
+    d = decide(cells, 8, **gap)
+    assert d["groups"][0]["n"] == 2 and not d["done"]
+    assert d["next"] == 3                              # to the 5-round minimum, not half of 8
+    assert decide(cells_frame(0.005, 8), 8, **gap)["done"]
 
 
 def test_round_order_is_random_per_round_and_reproducible():

@@ -205,8 +205,10 @@ def _pct(log_value: float) -> float:
     return (math.exp(log_value) - 1) * 100 if math.isfinite(log_value) else math.nan
 
 
-def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str) -> pd.DataFrame:
+def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str,
+                gaps: dict[str, float] | None = None) -> pd.DataFrame:
     """A/A comparisons, paired per round: every group both environments of an identical pair measured."""
+    gaps = gaps or {}
     rows = []
     meta = values.drop_duplicates(["env", "workload", "metric", "point"]).set_index(["env", "workload", "metric",
                                                                                        "point"])
@@ -216,7 +218,7 @@ def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, b
             if (a, wl, metric, point) not in meta.index:
                 continue
             sub = values[values["workload"] == wl]
-            x, y, _ = rounds.paired(sub, b, a, metric, point)
+            x, y, _ = rounds.paired(sub, b, a, metric, point, max_gap_s=gaps.get(wl, math.inf))
             ps = stats.paired_ratio(x, y)
             d = stats.log_ratios(x, y)
             m = meta.loc[(b, wl, metric, point)]
@@ -246,11 +248,12 @@ def noise_floor(calib: pd.DataFrame) -> dict[tuple[str, str, str], float]:
 
 def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targets: dict[str, float],
              primary: dict[str, set[str]], aa_envs: set[str],
-             floors: dict[tuple[str, str, str], float] | None = None) -> pd.DataFrame:
+             floors: dict[tuple[str, str, str], float] | None = None,
+             gaps: dict[str, float] | None = None) -> pd.DataFrame:
     """Every non-baseline group against the baseline's group of the same workload, metric and point,
     paired per round. Groups whose workload the baseline did not measure get no row (the report
     says why). Significance: Benjamini-Hochberg over the comparable, non-A/A rows."""
-    floors = floors or {}
+    floors, gaps = floors or {}, gaps or {}
     base = summary[summary["env"] == baseline].set_index(["workload", "metric", "point"])
     rows = []
     for s in summary[summary["env"] != baseline].itertuples(index=False):
@@ -258,7 +261,8 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
         if bkey not in base.index:
             continue
         b = base.loc[bkey]
-        x, y, _ = rounds.paired(values[values["workload"] == s.workload], s.env, baseline, s.metric, s.point)
+        x, y, _ = rounds.paired(values[values["workload"] == s.workload], s.env, baseline, s.metric, s.point,
+                                max_gap_s=gaps.get(s.workload, math.inf))
         ps = stats.paired_ratio(x, y)
         hib = bool(s.higher_is_better)
         pct = stats.overhead_pct(ps.ratio, hib)
@@ -389,11 +393,12 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, 
     summary, outlier = summarize(counted)
     values = rounds.cell_values(counted)
     pairs = aa_pairs(manifests, baseline)
-    calib = calibration(values, manifests, baseline=baseline)
+    gaps = {r["workload"]: float(r.get("policy", {}).get("max_pair_gap_s", math.inf)) for r in records}
+    calib = calibration(values, manifests, baseline=baseline, gaps=gaps)
     over = overhead(values, summary, baseline=baseline,
                     targets={r["workload"]: float(r["target_pct"]) for r in records},
                     primary={r["workload"]: set(r.get("primary", [])) for r in records},
-                    aa_envs={b for a, b in pairs if a == baseline}, floors=noise_floor(calib))
+                    aa_envs={b for a, b in pairs if a == baseline}, floors=noise_floor(calib), gaps=gaps)
     prec = precision_table(records)
     meta = stats_metadata(baseline=baseline, seed=seed, pairs=pairs)
     if baseline not in set(summary["env"]):

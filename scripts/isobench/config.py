@@ -81,6 +81,10 @@ def schema() -> dict[str, Any]:
                 "budget_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 5,
                                    "description": "cap: wall time of a workload's cells (all rounds); no "
                                                   "round is started that the estimate says would exceed it"},
+                "max_pair_gap_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 120,
+                                         "description": "an environment's cell and the baseline cell of its "
+                                                        "round pair only if they started at most this far "
+                                                        "apart (a cell re-measured alone gets new rounds)"},
             }, description="a round measures one workload on every environment back to back, in a random "
                            "order; rounds are added until the precision targets or a cap are reached"),
             "precision": _obj({c: {"type": "number", "exclusiveMinimum": 0, "default": d,
@@ -189,6 +193,7 @@ class RoundPolicy:
     target_pct: float
     max_steal_pct: float
     max_canary_change_pct: float
+    max_pair_gap_s: float
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -241,7 +246,8 @@ class Config:
         return RoundPolicy(min_rounds=min(r["min"], r["max"]), max_rounds=r["max"],
                            budget_s=float(r["budget_minutes"]) * 60, target_pct=self.target_pct(workload),
                            max_steal_pct=float(self.sentinel["max_steal_pct"]),
-                           max_canary_change_pct=float(self.sentinel["max_canary_change_pct"]))
+                           max_canary_change_pct=float(self.sentinel["max_canary_change_pct"]),
+                           max_pair_gap_s=float(r["max_pair_gap_minutes"]) * 60)
 
     def availability(self, env: str) -> Availability:
         try:

@@ -48,10 +48,11 @@ def cell_values(cells: pd.DataFrame) -> pd.DataFrame:
     the cell's direction, unit and labels."""
     m = cells[~cells["warmup"]]
     if m.empty:
-        return pd.DataFrame(columns=[*CELL_KEY, "value", "unit", "higher_is_better", "emulated", "iterations"])
+        return pd.DataFrame(columns=[*CELL_KEY, "value", "unit", "higher_is_better", "emulated", "iterations",
+                                     "started_at"])
     g = m.groupby(CELL_KEY, sort=True)
     out = g.agg(value=("value", "median"), unit=("unit", "first"), higher_is_better=("higher_is_better", "first"),
-                emulated=("emulated", "first"), iterations=("value", "size"))
+                emulated=("emulated", "first"), iterations=("value", "size"), started_at=("started_at", "min"))
     return out.reset_index()
 
 
@@ -78,24 +79,30 @@ def flagged_rounds(cells: pd.DataFrame, *, max_steal_pct: float,
 
 
 def paired(values: pd.DataFrame, env: str, baseline: str, metric: str, point: str,
-           exclude: set[int] = frozenset()) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """Aligned per-round values of env and baseline for one metric and point (rounds in both)."""
+           exclude: set[int] = frozenset(), max_gap_s: float = math.inf) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Aligned per-round values of env and baseline for one metric and point: the rounds both have,
+    less ``exclude`` and less every round whose two cells started more than ``max_gap_s`` apart (a
+    cell re-measured alone, after a failure or a changed setting, is not paired with a baseline
+    cell taken hours or days earlier: new rounds measure it with a fresh baseline)."""
     v = values[(values["metric"] == metric) & (values["point"] == point)]
-    a = v[v["env"] == env].set_index("round")["value"]
-    b = v[v["env"] == baseline].set_index("round")["value"]
+    a = v[v["env"] == env].set_index("round")
+    b = v[v["env"] == baseline].set_index("round")
     common = sorted(set(a.index) & set(b.index) - set(exclude))
-    return a.loc[common].to_numpy(np.float64), b.loc[common].to_numpy(np.float64), common
+    if math.isfinite(max_gap_s) and common:
+        gap = (a.loc[common, "started_at"] - b.loc[common, "started_at"]).abs().dt.total_seconds()
+        common = [r for r, g in zip(common, gap) if g <= max_gap_s]
+    return (a.loc[common, "value"].to_numpy(np.float64), b.loc[common, "value"].to_numpy(np.float64), common)
 
 
 def precision_groups(values: pd.DataFrame, *, baseline: str, primary: set[str], emulated: set[str],
-                     exclude: set[int]) -> list[dict[str, Any]]:
+                     exclude: set[int], max_gap_s: float = math.inf) -> list[dict[str, Any]]:
     """The paired SD and half-width of every (environment, primary metric, point) that decides."""
     rows = []
     keys = values[["env", "metric", "point"]].drop_duplicates().itertuples(index=False)
     for env, metric, point in sorted(keys):
         if env == baseline or env in emulated or metric not in primary:
             continue
-        x, y, common = paired(values, env, baseline, metric, point, exclude)
+        x, y, common = paired(values, env, baseline, metric, point, exclude, max_gap_s)
         ps = stats.paired_ratio(x, y, min_rounds=2)
         rows.append({"env": env, "metric": metric, "point": point, "n": ps.n, "sd_log": ps.sd_log,
                      "halfwidth_pct": ps.halfwidth_pct})
@@ -112,7 +119,7 @@ def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds
     values = cell_values(cells)
     usable = rounds_measured - len(flagged)
     groups = precision_groups(values, baseline=baseline, primary=primary, emulated=emulated,
-                              exclude=set(flagged))
+                              exclude=set(flagged), max_gap_s=float(policy.get("max_pair_gap_s", math.inf)))
     target = float(policy["target_pct"])
     for g in groups:
         g["needed"] = stats.rounds_for(g["sd_log"], target) if g["n"] >= 2 else None
@@ -127,17 +134,20 @@ def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds
         "groups": groups, "worst": worst, "seconds": round(used_s, 1), "per_round_s": round(per_round_s, 1),
         "policy": dict(policy), "primary": sorted(primary), "done": True, "stop": "", "next": 0,
     }
-    needed = [g["needed"] for g in groups]
-    met = bool(groups) and all(g["n"] >= stats.MIN_ROUNDS_CI and g["halfwidth_pct"] <= target for g in groups)
-    if usable >= policy["min_rounds"] and (met or not groups):
-        record["stop"] = "target met" if met else "nothing to decide (no paired primary metric)"
+    unmet = [g for g in groups if not (g["n"] >= stats.MIN_ROUNDS_CI and g["halfwidth_pct"] <= target)]
+    if usable >= policy["min_rounds"] and not unmet:
+        record["stop"] = "target met" if groups else "nothing to decide (no paired primary metric)"
         return record
+    floor = max(policy["min_rounds"], stats.MIN_ROUNDS_CI)
+    # rounds each unmet comparison still lacks: up to the minimum, then what its SD says
+    deficits = [max(floor, g["needed"] or floor) - g["n"] for g in unmet] if usable >= policy["min_rounds"] else []
+    fewest = min((g["n"] for g in groups), default=usable)
     if usable < policy["min_rounds"]:
         want = policy["min_rounds"] - usable
     else:
-        known = [n for n in needed if n is not None]
-        goal = max(max(known) if known else usable * 2, stats.MIN_ROUNDS_CI)
-        want = max(1, min(goal - usable, math.ceil(usable / 2)))
+        # never more than half the rounds there are (a noisy early SD cannot overshoot by > 1.5x),
+        # except to bring a comparison with too few pairs (re-measured alone) up to the minimum
+        want = max(1, min(max(deficits, default=1), max(math.ceil(usable / 2), floor - fewest)))
     room = policy["max_rounds"] - rounds_measured
     if room <= 0:
         record["stop"] = "max rounds"

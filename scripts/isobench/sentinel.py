@@ -25,7 +25,10 @@ from typing import Any
 SAMPLE_S = 0.25
 #: /proc/stat cpu line fields, in order (man 5 proc)
 FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
-CANARY_MIB = 32
+CANARY_MIB = 16
+#: the canary is the fastest of this many runs: one run is at the mercy of a single preemption
+#: (single 32 MiB runs varied 21 % on an idle host here, the fastest of 5 x 8 MiB 9.5 %)
+CANARY_RUNS = 7
 _CANARY_BUF = b""
 
 
@@ -130,10 +133,14 @@ class Watch:
 
 
 def canary() -> float:
-    """Seconds for a fixed amount of single-core work on the host (sha256 of CANARY_MIB MiB)."""
+    """Seconds for a fixed amount of single-core work on the host: the fastest of CANARY_RUNS
+    sha256 passes over CANARY_MIB MiB (the host's speed, not its worst moment)."""
     global _CANARY_BUF
     if not _CANARY_BUF:
         _CANARY_BUF = bytes(range(256)) * (CANARY_MIB * 4096)
-    t0 = time.perf_counter()
-    hashlib.sha256(_CANARY_BUF).digest()
-    return time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(CANARY_RUNS):
+        t0 = time.perf_counter()
+        hashlib.sha256(_CANARY_BUF).digest()
+        best = min(best, time.perf_counter() - t0)
+    return best
