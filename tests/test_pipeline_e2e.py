@@ -161,7 +161,8 @@ def test_adding_rounds_measures_only_the_new_rounds(run):
     envs, wls = ["native", "native_aa", "lxc_host"], WORKLOADS    # the same kinds: the warmups stay
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
     raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/*/round-1/cell.json")}
-    configs = (TINY, ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
+    # the config as the previous test left it (fio changed), plus a second round
+    configs = (TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml", ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
     dry = snakemake(wd, "-n", configs=configs, envs=envs, workloads=wls)
     planned = re.findall(r"output: (results/raw/\S+)", dry.stdout)
     assert sorted(planned) == sorted(f"results/raw/{e}/{w}/round-2" for e in envs for w in wls), dry.stdout[-3000:]
