@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 
 import pytest
 import yaml
@@ -54,6 +56,21 @@ def test_defaults_are_filled(default_raw):
     ({"state_dir": "relative/dir"}, "state_dir", "does not match"),
     ({"image__packages": ["fio", "x; curl evil"]}, "image.packages.1", "does not match"),
     ({"image__mirror": "http://host/$(id)"}, "image.mirror", "does not match"),
+    ({"state_dir": "/var/lib/../tmp/isobench"}, "state_dir", "has a '..' component"),
+    ({"state_dir": "/var/lib/./isobench"}, "state_dir", "has a '.' component"),
+    ({"state_dir": "/var/lib/isobench/.."}, "state_dir", "'..'"),
+    ({"state_dir": "//"}, "state_dir", "is / itself"),
+    ({"state_dir": "/etc/passwd/isobench"}, "state_dir", "/etc/passwd is not a directory"),
+    ({"network__lxc_subnet": "10.1.2.3/24"}, "network.lxc_subnet",
+     "'10.1.2.3/24' is not a network (host bits set; did you mean 10.1.2.0/24?)"),
+    ({"network__kvm_subnet": "10.213.78.17/28"}, "network.kvm_subnet", "did you mean 10.213.78.16/28?"),
+    ({"network__lxc_subnet": "10.300.0.0/24"}, "network.lxc_subnet", "does not appear to be an IPv4 or IPv6 network"),
+    ({"network__lxc_subnet": "10.1.2.0.0/24"}, "network.lxc_subnet", "does not appear to be"),
+    ({"network__lxc_subnet": "10.01.2.0/24"}, "network.lxc_subnet", "does not appear to be"),
+    ({"network__kvm_subnet": "10.213.77.0/24"}, "network.kvm_subnet", "overlaps network.lxc_subnet (10.213.77.0/24)"),
+    ({"network__kvm_subnet": "10.213.77.128/28"}, "network.kvm_subnet", "overlaps network.lxc_subnet"),
+    ({"network__lxc_subnet": "10.213.78.64/26"}, "network.kvm_subnet", "overlaps network.lxc_subnet (10.213.78.64/26)"),
+    ({"network__kvm_subnet": "10.1.0.0/16"}, "network.kvm_subnet", "does not match"),      # the schema's /24../28
 ])
 def test_bad_values_fail_with_one_line_naming_the_key(default_raw, changes, key, expected):
     with pytest.raises(ConfigError) as err:
@@ -150,3 +167,185 @@ def test_precision_targets_by_category_and_override(default_raw):
     p = cfg.round_policy("stream")
     assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 40, 240.0, 2.0)
     assert "native_aa" in cfg.environments and cfg.environments["native_aa"]["driver"] == "native"
+
+
+# -- state_dir: root-owned, not world-writable, all the way down ---------------------------------
+# The pipeline runs as root and deletes and mounts under state_dir. The cases are built under
+# tmp_path with top=tmp_path: tmp_path sits below /tmp (world-writable, sticky), which the real check
+# refuses, so its ancestors are trusted here and tmp_path and everything below it are checked.
+
+def _dirs(tmp_path, *names, mode=0o755, uid=0):
+    for name in names:
+        d = tmp_path / name
+        d.mkdir(parents=True, exist_ok=True)
+        os.chmod(d, mode)
+        os.chown(d, uid, 0)
+    return tmp_path / names[-1]
+
+
+def check(path, tmp_path, **kw):
+    config._check_state_dir(str(path), top=str(tmp_path), **kw)
+
+
+def refused(path, tmp_path, **kw) -> str:
+    with pytest.raises(ConfigError) as err:
+        check(path, tmp_path, **kw)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith("config: state_dir: "), msg
+    return msg
+
+
+@pytest.fixture
+def root_tmp(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("chown needs root (the pipeline runs as root)")
+    os.chmod(tmp_path, 0o755)
+    return tmp_path
+
+
+def test_state_dir_accepted_when_root_owns_every_directory(root_tmp):
+    good = _dirs(root_tmp, "good")
+    check(good, root_tmp)                                   # exists
+    check(good / "state" / "deeper", root_tmp)              # a missing tail is created by the pipeline
+    _dirs(root_tmp, "good2")
+    (good / "link").symlink_to(root_tmp / "good2")
+    (good / "rel").symlink_to("../good2")
+    check(good / "link" / "state", root_tmp)
+    check(good / "rel" / "state", root_tmp)
+    check(str(good) + "/", root_tmp)
+
+
+def test_state_dir_owned_by_a_user_is_refused(root_tmp):
+    user = _dirs(root_tmp, "user", uid=1000)
+    msg = refused(user / "state", root_tmp)
+    assert msg.startswith(f"config: state_dir: {user} is owned by uid 1000 (not root): the pipeline deletes "
+                          f"and mounts under state_dir as root"), msg
+    _dirs(root_tmp, "good")
+    own = _dirs(root_tmp, "good/own", uid=1000)             # state_dir itself a user's
+    assert f"{own} is owned by uid 1000" in refused(own, root_tmp)
+    inner = _dirs(root_tmp, "user/inner")                    # root's, but in a user's directory
+    assert f"{user} is owned by uid 1000" in refused(inner, root_tmp)
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o757])
+def test_world_writable_state_dir_or_ancestor_is_refused(root_tmp, mode):
+    ww = _dirs(root_tmp, "ww", mode=mode)
+    msg = refused(ww / "state", root_tmp)
+    assert f"{ww} is world-writable (mode {mode:04o})" in msg, msg
+    inner = _dirs(root_tmp, "ww/inner")
+    assert f"{ww} is world-writable" in refused(inner, root_tmp)
+    assert f"{ww} is world-writable" in refused(ww, root_tmp)
+
+
+def test_symlinks_are_followed_and_every_directory_on_the_way_is_checked(root_tmp):
+    user = _dirs(root_tmp, "user", uid=1000)
+    _dirs(root_tmp, "user/sub")
+    good = _dirs(root_tmp, "good")
+    # a symlink in a good directory pointing into a bad one
+    (good / "into_bad").symlink_to(user / "sub")
+    msg = refused(good / "into_bad" / "state", root_tmp)
+    assert f"{user} (reached through the symlink {good / 'into_bad'}) is owned by uid 1000" in msg, msg
+    # relative, with '..' in the target
+    (good / "rel_bad").symlink_to("../user/sub")
+    assert f"{user} (reached through the symlink" in refused(good / "rel_bad", root_tmp)
+    # a good target reached through a symlink the user owns the directory of (the user can swap it)
+    (user / "to_good").symlink_to(good)
+    assert f"{user} is owned by uid 1000" in refused(user / "to_good" / "state", root_tmp)
+    # a symlink to a world-writable directory, and one to /
+    ww = _dirs(root_tmp, "ww", mode=0o1777)
+    (good / "to_ww").symlink_to(ww)
+    assert f"{ww} (reached through the symlink {good / 'to_ww'}) is world-writable" in refused(good / "to_ww", root_tmp)
+    (good / "to_root").symlink_to("/")
+    assert "is / itself" in refused(good / "to_root", root_tmp)
+    # a loop
+    (good / "loop_a").symlink_to(good / "loop_b")
+    (good / "loop_b").symlink_to(good / "loop_a")
+    assert "too many levels of symbolic links" in refused(good / "loop_a" / "state", root_tmp)
+    # a dangling symlink whose target climbs out of a missing directory
+    (good / "dangling").symlink_to("missing/../../user")
+    assert "leads through the missing" in refused(good / "dangling" / "state", root_tmp)
+
+
+def test_state_dir_through_a_file_is_refused(root_tmp):
+    good = _dirs(root_tmp, "good")
+    (good / "file").write_text("")
+    assert f"{good / 'file'} is not a directory" in refused(good / "file" / "state", root_tmp)
+
+
+def test_default_state_dir_is_accepted_on_this_host():
+    """/var/lib/isobench with the real filesystem and nothing trusted (top=/)."""
+    config._check_state_dir("/var/lib/isobench")
+    assert config._check_state_dir.__kwdefaults__["top"] == "/"
+
+
+def test_tmp_itself_is_refused_on_this_host():
+    """/tmp and /var/tmp are world-writable with the sticky bit: refused, as the issue says."""
+    for d in ("/tmp", "/var/tmp"):
+        if not os.path.isdir(d) or not os.stat(d).st_mode & stat.S_IWOTH:
+            continue
+        with pytest.raises(ConfigError, match=f"^config: state_dir: {d} is world-writable"):
+            config._check_state_dir(f"{d}/isobench")
+
+
+def test_state_dir_check_with_an_injected_filesystem():
+    """lstat and readlink are injectable: a world-writable / or a user's /srv without touching the host."""
+    from types import SimpleNamespace
+    d = stat.S_IFDIR
+    fs = {"/": (0, d | 0o755), "/srv": (1000, d | 0o755), "/opt": (0, d | 0o777), "/var": (0, d | 0o755),
+          "/var/l": (0, stat.S_IFLNK | 0o777)}
+
+    def lstat(p):
+        if p not in fs:
+            raise FileNotFoundError(p)
+        uid, mode = fs[p]
+        return SimpleNamespace(st_uid=uid, st_mode=mode)
+
+    run = lambda p: config._check_state_dir(p, lstat=lstat, readlink=lambda p: "/srv/x")  # noqa: E731
+    run("/var/isobench")
+    with pytest.raises(ConfigError, match="^config: state_dir: /srv is owned by uid 1000"):
+        run("/srv/isobench")
+    with pytest.raises(ConfigError, match=r"^config: state_dir: /opt is world-writable \(mode 0777\)"):
+        run("/opt/isobench")
+    with pytest.raises(ConfigError, match=r"^config: state_dir: /srv \(reached through the symlink /var/l\)"):
+        run("/var/l/isobench")
+    fs["/"] = (0, d | 0o1777)
+    with pytest.raises(ConfigError, match="^config: state_dir: / is world-writable"):
+        run("/var/isobench")
+
+
+def test_load_refuses_a_bad_state_dir_in_one_line(root_tmp, default_raw, monkeypatch):
+    """Through load(), with the boundary moved to tmp_path (load checks from / otherwise)."""
+    import functools
+    user = _dirs(root_tmp, "user", uid=1000)
+    monkeypatch.setattr(config, "_check_state_dir", functools.partial(config._check_state_dir, top=str(root_tmp)))
+    with pytest.raises(ConfigError) as err:
+        config.load(variant(default_raw, state_dir=str(user / "state")))
+    assert str(err.value).startswith(f"config: state_dir: {user} is owned by uid 1000 (not root)")
+    good = _dirs(root_tmp, "good")
+    assert config.load(variant(default_raw, state_dir=str(good / "state"))).paths.root == good / "state"
+
+
+# -- network subnets -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lxc, kvm, key, expected", [
+    ("8.8.8.0/24", "10.0.0.0/24", "network.lxc_subnet", "8.8.8.0/24 is not a private IPv4 network"),
+    ("10.0.0.0/24", "fd00::/120", "network.kvm_subnet", "is not a private IPv4 network"),
+    ("10.0.0.0/16", "10.1.0.0/24", "network.lxc_subnet", "has prefix length /16; use /24 to /28"),
+    ("10.0.0.0/24", "10.1.0.0/30", "network.kvm_subnet", "has prefix length /30"),
+    ("10.0.0.0/24", "10.0.0.0/24", "network.kvm_subnet", "overlaps network.lxc_subnet (10.0.0.0/24)"),
+    ("10.0.0.5/24", "10.1.0.0/24", "network.lxc_subnet", "did you mean 10.0.0.0/24?"),
+])
+def test_subnet_checks_beyond_the_schema(lxc, kvm, key, expected):
+    """Checks the schema's pattern (10.x, /24../28) makes unreachable through load(), kept for when it changes."""
+    with pytest.raises(ConfigError) as err:
+        config._check_subnets({"lxc_subnet": lxc, "kvm_subnet": kvm})
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"config: {key}: "), msg
+    assert expected in msg, msg
+
+
+@pytest.mark.parametrize("lxc, kvm", [("10.213.77.0/24", "10.213.78.0/24"), ("10.0.0.0/28", "10.0.0.16/28"),
+                                      ("10.9.9.0/25", "10.9.9.128/25")])
+def test_valid_subnets_load(default_raw, lxc, kvm):
+    cfg = config.load(variant(default_raw, network={"lxc_subnet": lxc, "kvm_subnet": kvm}))
+    assert cfg.network == {"lxc_subnet": lxc, "kvm_subnet": kvm}

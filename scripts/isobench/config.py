@@ -278,6 +278,127 @@ class Config:
                 "image": stable_hash(self.image_spec()), "state_dir": str(self.paths.root)}
 
 
+def _unsafe_state_dir(where: str, why: str) -> ConfigError:
+    return ConfigError(f"config: state_dir: {where} {why}: the pipeline deletes and mounts under state_dir "
+                       f"as root; use a directory that only root owns and can write (default: /var/lib/isobench)")
+
+
+def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) -> None:
+    """Refuse a state_dir that someone other than root could redirect: the pipeline runs as root and
+    deletes and mounts under it, so a user who can rename or replace one directory on the way could
+    point that at any file on the host.
+
+    The path must be absolute and have no ``.`` or ``..`` component. It is then resolved one
+    component at a time from ``/``, as the kernel does (symlinks followed, their targets read and
+    resolved the same way), and every existing directory looked up on the way (each ancestor of the
+    resolved path, and each directory holding a symlink that was followed) must be owned by uid 0
+    and not world-writable (the sticky bit does not help: /tmp and /var/tmp are refused). Checking
+    only ``os.path.realpath(path)`` and its ancestors would miss a safe target reached through a
+    symlink in a user's directory, which the user could swap at any time. Components that do not
+    exist yet are fine (the pipeline creates them in the last directory checked). The resolved path
+    must not be ``/`` itself.
+
+    For tests: ``top`` is a directory trusted with its ancestors unchecked (``top`` itself and what
+    is below it are checked; the default ``/`` checks everything), so a case can be built under
+    ``tmp_path`` (itself below the world-writable /tmp); ``lstat`` and ``readlink`` replace the
+    filesystem calls. The check is made when the config loads; it cannot stop a change made later.
+    """
+    import os
+    import stat as st_
+    from pathlib import PurePosixPath
+
+    lstat = lstat or os.lstat
+    readlink = readlink or os.readlink
+    text = str(path)
+    if not text.startswith("/"):
+        raise ConfigError(f"config: state_dir: '{text}' is not an absolute path")
+    dots = [p for p in text.split("/") if p in (".", "..")]
+    if dots:
+        raise ConfigError(f"config: state_dir: '{text}' has a '{dots[0]}' component; "
+                          f"give the directory itself (absolute, no '.' or '..')")
+    trusted = set(PurePosixPath(os.path.realpath(top)).parents)    # strict ancestors of top
+
+    def check(d: PurePosixPath, st: Any, via: PurePosixPath | None) -> None:
+        if d in trusted:
+            return
+        where = f"{d} (reached through the symlink {via})" if via else str(d)
+        if st.st_uid != 0:
+            raise _unsafe_state_dir(where, f"is owned by uid {st.st_uid} (not root)")
+        if st.st_mode & st_.S_IWOTH:
+            raise _unsafe_state_dir(where, f"is world-writable (mode {st_.S_IMODE(st.st_mode):04o})")
+
+    def look(p: PurePosixPath) -> Any:
+        try:
+            return lstat(str(p))
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise ConfigError(f"config: state_dir: cannot check {p}: {e.strerror or e}") from None
+
+    cur = PurePosixPath("/")
+    check(cur, look(cur), None)
+    pending = [p for p in text.split("/") if p]       # components still to resolve, in order
+    via: PurePosixPath | None = None                   # the last symlink followed
+    hops = 0
+    while pending:
+        name = pending.pop(0)
+        if name == ".":
+            continue
+        if name == "..":                               # only from a symlink target; cur's parents are checked
+            cur = cur.parent
+            continue
+        nxt = cur / name
+        st = look(nxt)
+        if st is None:                                 # the rest is created by the pipeline, in cur
+            if ".." in pending:
+                raise ConfigError(f"config: state_dir: the symlink {via} leads through the missing {nxt} "
+                                  f"and then '..'; point it at the directory itself")
+            return
+        if st_.S_ISLNK(st.st_mode):
+            hops += 1
+            if hops > 40:
+                raise ConfigError(f"config: state_dir: too many levels of symbolic links at {nxt}")
+            target = readlink(str(nxt))
+            via = nxt
+            if target.startswith("/"):
+                cur = PurePosixPath("/")
+            pending = [p for p in target.split("/") if p] + pending
+            continue
+        if not st_.S_ISDIR(st.st_mode):
+            raise ConfigError(f"config: state_dir: {nxt} is not a directory")
+        check(nxt, st, via)
+        cur = nxt
+    if cur == PurePosixPath("/"):
+        raise ConfigError(f"config: state_dir: '{text}' is / itself; the pipeline deletes under state_dir: "
+                          f"give it a directory of its own")
+
+
+def _check_subnets(network: dict[str, str]) -> None:
+    """The two host-only networks: each a private IPv4 network (no host bits) of /24 to /28 (room for
+    the bridge and the instances, small enough to keep clear of the host's own), not overlapping."""
+    import ipaddress
+
+    nets = {}
+    for name in ("lxc_subnet", "kvm_subnet"):
+        key, value = f"config: network.{name}", str(network[name])
+        try:
+            net = ipaddress.ip_network(value, strict=True)
+        except ValueError as e:
+            try:
+                loose = ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ConfigError(f"{key}: {e}") from None
+            raise ConfigError(f"{key}: '{value}' is not a network (host bits set; did you mean {loose}?)") from None
+        if net.version != 4 or not net.is_private:
+            raise ConfigError(f"{key}: {net} is not a private IPv4 network (use one in 10.0.0.0/8)")
+        if not 24 <= net.prefixlen <= 28:
+            raise ConfigError(f"{key}: {net} has prefix length /{net.prefixlen}; use /24 to /28")
+        nets[name] = net
+    if nets["kvm_subnet"].overlaps(nets["lxc_subnet"]):
+        raise ConfigError(f"config: network.kvm_subnet: {nets['kvm_subnet']} overlaps network.lxc_subnet "
+                          f"({nets['lxc_subnet']}); the two host-only networks need separate ranges")
+
+
 def load(raw: dict[str, Any] | None) -> Config:
     """Validate and resolve a raw config mapping (as Snakemake's ``config``)."""
     raw = copy.deepcopy(raw or {})
@@ -287,6 +408,10 @@ def load(raw: dict[str, Any] | None) -> Config:
     sch = schema()
     _validate(raw, sch, "")
     top = sch["properties"]
+    state_dir = raw.get("state_dir", top["state_dir"]["default"])
+    _check_state_dir(state_dir)
+    network = _with_defaults(top["network"]["properties"], raw.get("network", {}))
+    _check_subnets(network)
     profile = raw.get("profile", "quick")
     envs: dict[str, dict[str, Any]] = {}
     for name, spec in raw["environments"].items():
@@ -325,9 +450,9 @@ def load(raw: dict[str, Any] | None) -> Config:
         iterations=raw.get("iterations", top["iterations"]["default"]),
         warmup_iterations=raw.get("warmup_iterations", top["warmup_iterations"]["default"]),
         settle_s=float(raw.get("settle_s", top["settle_s"]["default"])),
-        paths=StatePaths(Path(raw.get("state_dir", top["state_dir"]["default"]))),
+        paths=StatePaths(Path(state_dir)),
         limits=Limits(lim["cpus"], lim["memory_mib"]),
-        network=_with_defaults(top["network"]["properties"], raw.get("network", {})),
+        network=network,
         image=_with_defaults(top["image"]["properties"], raw["image"]),
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
         workload_targets=targets,
