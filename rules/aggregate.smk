@@ -20,6 +20,7 @@ rule aggregate:
         precision_csv="results/aggregate/precision.csv",
     params:
         seed=CFG.seed,
+        code=PLAN.stats_code(),
     resources:
         bench=1,
     log:

@@ -1,7 +1,9 @@
 # benchmark: one fresh instance per environment x workload x round. The bench resource
 # (profiles/default: bench=1) keeps two measurements from ever running at the same time.
 # Inputs are ancient(): a re-provisioned or re-warmed environment does not by itself re-measure;
-# what a cell depends on is in its params, so a changed setting reruns exactly its cells.
+# what a cell's numbers depend on is in its params, each named for what it is (`snakemake -n`
+# says which changed): the environment's effective settings, the workload's parameters, how it is
+# measured, the image's content, the code that measures (import closure), and the host.
 # Priorities give the measurement order (Plan.cell_priority): round by round, in a round the same
 # workload on every environment back to back in a random order, so a drifting host cannot pass for
 # an environment's overhead. Which rounds exist is decided by rules/rounds.smk.
@@ -9,13 +11,17 @@
 
 rule run_cell:
     input:
-        image=ancient("results/provision/image.json"),
+        image=image_manifest,
         warmup=ancient("results/warmup/{env}.json"),
     output:
         directory("results/raw/{env}/{workload}/round-{round}"),
     params:
-        cell=cell_settings,
-        state_dir=STATE_DIR,
+        settings=lambda w: CFG.env_settings(w.env),
+        workload=lambda w: CFG.workload_params(w.workload),
+        measure=CFG.measure_settings(),
+        image=lambda w, input: PLAN.image_key(input.image),
+        code=lambda w: PLAN.cell_code(w.env, w.workload),
+        host=PLAN.host_key,
     log:
         "results/logs/run_cell/{env}/{workload}/round-{round}.log",
     resources:

@@ -7,7 +7,7 @@ rule collect_cell:
     output:
         "results/cells/{env}/{workload}/round-{round}.parquet",
     params:
-        parser=parser_version,
+        parser=lambda w: PLAN.parser_code(w.workload),
     resources:
         bench=1,
     log:

@@ -26,19 +26,16 @@ wildcard_constraints:
     batch=r"\d+",
 
 
-def cell_settings(wildcards):
-    """Everything a cell's numbers depend on: a change here reruns exactly that cell."""
-    return CFG.cell_settings(wildcards.env, wildcards.workload)
-
-
-def parser_version(wildcards):
-    """The workload module's source hash: a parser fix re-collects without re-measuring."""
-    return PLAN.parser_version(wildcards.workload)
+def image_manifest(wildcards):
+    """The image manifest, once the image exists (provision_image is a checkpoint, so the cells'
+    params can name the image by its content: the package versions it holds)."""
+    return ancient(checkpoints.provision_image.get().output[0])
 
 
 def on_start():
-    """Preflight checks and removal of what a crashed earlier run left behind."""
-    pipeline.start(CFG)
+    """Preflight checks (root, the host the results were measured on, the host-wide lock) and
+    removal of what a crashed earlier run left behind."""
+    pipeline.start(CFG, PLAN.host)
 
 
 def on_finish(success):

@@ -2,7 +2,7 @@
 # (settings, availability, KVM guest artifacts) and a description of the workloads.
 
 
-rule provision_image:
+checkpoint provision_image:
     output:
         "results/provision/image.json",
     params:

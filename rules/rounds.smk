@@ -57,6 +57,7 @@ checkpoint round_batch:
         rounds=lambda w: batch_first_last(w)[1],
         primary=lambda w: PLAN.primary_metrics(w.workload),
         emulated=PLAN.emulated_environments(),
+        code=PLAN.stats_code(),
     log:
         "results/logs/round_batch/{workload}/batch-{batch}.log",
     resources:

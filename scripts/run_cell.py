@@ -3,17 +3,20 @@
 from pathlib import Path
 
 from isobench.cell import run_cell
+from isobench.config import state_dir_of
 from isobench.entry import run_step
+from isobench.hostinfo import fingerprint
 from isobench.util import read_json
 
 
-def main(cell: dict, rnd: int, state_dir: str, image_json: str, warmup_json: str, out: str) -> None:
-    host = read_json(warmup_json)["host"]
-    run_cell(cell["env"], cell["workload"], rnd, cell["iterations"], cell["warmup_iterations"], state_dir,
-             read_json(image_json), host, Path(out), settle_s=float(cell.get("settle_s", 0)))
+def main(settings: dict, workload: dict, measure: dict, rnd: int, state_dir: str, image_json: str, out: str) -> None:
+    # the host as it is when the cell runs (the run stops before measuring if it is not the host the
+    # results were measured on: pipeline.host_check)
+    run_cell(settings, workload, rnd, measure["iterations"], measure["warmup_iterations"], state_dir,
+             read_json(image_json), fingerprint(), Path(out), settle_s=float(measure.get("settle_s", 0)))
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    run_step(lambda: main(dict(sm.params.cell), int(sm.wildcards.round), sm.params.state_dir, sm.input.image,
-                          sm.input.warmup, sm.output[0]), sm.log[0])
+    run_step(lambda: main(dict(sm.params.settings), dict(sm.params.workload), dict(sm.params.measure),
+                          int(sm.wildcards.round), state_dir_of(sm.config), sm.input.image, sm.output[0]), sm.log[0])

@@ -39,8 +39,9 @@ def make_driver(env_settings: dict[str, Any], state_dir: str, image: dict[str, A
     opts = {k: v for k, v in env_settings.items() if k not in ("env", "driver", "limits", "network")}
     kind = env_settings["driver"]
     kw = {}
-    if kind in ("lxc", "kvm"):
-        kw["subnet"] = env_settings["network"][f"{kind}_subnet"]
+    subnet = (env_settings.get("network") or {}).get(f"{kind}_subnet")
+    if subnet:
+        kw["subnet"] = subnet
     # native runs unlimited; its Limits object only sizes host-side helpers
     lim = env_settings.get("limits", {"cpus": os.cpu_count() or 1, "memory_mib": 1024})
     return DRIVER_KINDS[kind](env_settings["env"], opts, Limits(lim["cpus"], lim["memory_mib"]),

@@ -58,7 +58,12 @@ from typing import Any, Iterable
 PACKAGE = "isobench"
 ROOT = Path(__file__).resolve().parent  # the package directory (scripts/isobench)
 
-__all__ = ["closure", "closure_hash", "source_hash", "module_of", "cache_clear", "PACKAGE", "ROOT"]
+__all__ = ["closure", "closure_hash", "source_hash", "measure_hash", "module_of", "cache_clear", "PACKAGE", "ROOT",
+           "PARSER_DECORATOR"]
+
+#: a function with this decorator (or named ``parse``) is parser code: editing it re-parses the kept
+#: raw output (the collect step) but never re-measures (see measure_hash)
+PARSER_DECORATOR = "parser_helper"
 
 
 def _root(root: Path | str | None) -> Path:
@@ -195,6 +200,50 @@ def closure_hash(*modules: str, root: Path | str | None = None, package: str = P
     return _closure_hash(frozenset(modules), _root(root), package)
 
 
+def _is_parser(node: ast.AST) -> bool:
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    if node.name == "parse":
+        return True
+    for d in node.decorator_list:
+        name = d.id if isinstance(d, ast.Name) else d.attr if isinstance(d, ast.Attribute) else ""
+        if name == PARSER_DECORATOR:
+            return True
+    return False
+
+
+def _without_parsers(tree: ast.Module) -> ast.Module:
+    tree.body = [n for n in tree.body if not _is_parser(n)]
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            node.body = [n for n in node.body if not _is_parser(n)] or [ast.Pass()]
+    return tree
+
+
+@functools.lru_cache(maxsize=None)
+def _measure_hash(modules: frozenset[str], root: Path, package: str) -> str:
+    union: set[str] = set()
+    for m in modules:
+        union.update(_closure(m, root, package))
+    h = hashlib.sha256()
+    for name in sorted(union):
+        path = _path(name, root, package)
+        tree = _without_parsers(ast.parse(_read_bytes(path), filename=str(path)))
+        h.update(name.encode() + b"\0" + ast.dump(tree).encode() + b"\0")
+    return h.hexdigest()[:12]
+
+
+def measure_hash(*modules: str, root: Path | str | None = None, package: str = PACKAGE) -> str:
+    """Like :func:`closure_hash`, but of the code that *measures*: the syntax tree of each module in
+    the closures without its parser code (every function named ``parse``, and every function
+    decorated with ``@parser_helper``). So a parser fix re-collects and does not re-measure, and a
+    change to comments or formatting changes nothing. Module-level constants that only a parser
+    uses still count (conservative: they re-measure)."""
+    if not modules:
+        raise ValueError("measure_hash needs at least one module")
+    return _measure_hash(frozenset(modules), _root(root), package)
+
+
 def module_of(obj: Any) -> str:
     """The module name defining ``obj`` (a class, an instance, a function) or of a module object:
     ``module_of(Compression) == "isobench.workloads.compression"``."""
@@ -206,5 +255,5 @@ def module_of(obj: Any) -> str:
 
 def cache_clear() -> None:
     """Forget every cached path, parse and hash (after editing files in the same process)."""
-    for f in (_path, _imports, _closure, _closure_hash):
+    for f in (_path, _imports, _closure, _closure_hash, _measure_hash):
         f.cache_clear()

@@ -19,7 +19,6 @@ import jsonschema
 from .drivers import KINDS as DRIVER_KINDS
 from .drivers.base import Availability, Limits, StatePaths
 from .errors import ConfigError, Unavailable
-from .util import stable_hash
 from .workloads import KINDS as WORKLOAD_KINDS
 
 #: environment and workload names: they become path parts, instance names and wildcards
@@ -101,6 +100,9 @@ def schema() -> dict[str, Any]:
                                                          "more than this between its start and end is "
                                                          "flagged and replaced"},
             }, description="interference thresholds, fixed before the run"),
+            "host_change": {"enum": ["stop", "remeasure"], "default": "stop",
+                            "description": "when this host differs from the one results/ was measured on: "
+                                           "stop with one line (default), or re-measure every cell here"},
             "iterations": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
                            "description": "measured iterations per cell (their median is the cell's value)"},
             "settle_s": {"type": "number", "minimum": 0, "maximum": 60, "default": 0,
@@ -209,6 +211,7 @@ class Config:
     iterations: int
     warmup_iterations: int
     settle_s: float
+    host_change: str
     paths: StatePaths
     limits: Limits
     network: dict[str, str]
@@ -265,17 +268,17 @@ class Config:
         settings = {"env": env, **self.environments[env]}
         if kind != "native":    # native is never limited and uses no pipeline network
             settings["limits"] = {"cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib}
+        if DRIVER_KINDS[kind].uses_subnet(self.environments[env]):
             settings["network"] = {f"{kind}_subnet": self.network[f"{kind}_subnet"]}
         return settings
 
     def workload_params(self, name: str) -> dict[str, Any]:
         return {"workload": name, **self.workloads[name]}
 
-    def cell_settings(self, env: str, workload: str) -> dict[str, Any]:
-        return {"env": self.env_settings(env), "workload": self.workload_params(workload),
-                "iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
-                "settle_s": self.settle_s,
-                "image": stable_hash(self.image_spec()), "state_dir": str(self.paths.root)}
+    def measure_settings(self) -> dict[str, Any]:
+        """How every cell is measured (a change re-measures every cell)."""
+        return {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
+                "settle_s": self.settle_s}
 
 
 def _unsafe_state_dir(where: str, why: str) -> ConfigError:
@@ -450,6 +453,7 @@ def load(raw: dict[str, Any] | None) -> Config:
         iterations=raw.get("iterations", top["iterations"]["default"]),
         warmup_iterations=raw.get("warmup_iterations", top["warmup_iterations"]["default"]),
         settle_s=float(raw.get("settle_s", top["settle_s"]["default"])),
+        host_change=raw.get("host_change", top["host_change"]["default"]),
         paths=StatePaths(Path(state_dir)),
         limits=Limits(lim["cpus"], lim["memory_mib"]),
         network=network,
@@ -457,6 +461,12 @@ def load(raw: dict[str, Any] | None) -> Config:
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
         workload_targets=targets,
     )
+
+
+def state_dir_of(raw: dict[str, Any] | None) -> str:
+    """The state dir a raw config names (the default when it names none): for scripts that need the
+    directory without making it part of any job's params (moving it re-measures nothing)."""
+    return str((raw or {}).get("state_dir") or schema()["properties"]["state_dir"]["default"])
 
 
 def schema_json() -> str:

@@ -25,7 +25,16 @@ MANIFEST = "isobench-image.json"
 
 
 def image_key(spec: dict[str, Any]) -> str:
+    """Names the image directory: its recipe (the spec). Not its identity for the cache: see
+    content_key."""
     return stable_hash({"recipe": RECIPE_VERSION, **spec})
+
+
+def content_key(packages: dict[str, str]) -> str:
+    """The image as the cells see it: every installed package and version, and the recipe. A rebuild
+    with newer packages changes it (every cell re-measures); a new mirror with the same packages
+    does not."""
+    return stable_hash({"recipe": RECIPE_VERSION, "packages": dict(sorted(packages.items()))})
 
 
 def mmdebstrap_argv(spec: dict[str, Any], target: Path) -> list[str]:
@@ -52,7 +61,11 @@ def ensure_rootfs(spec: dict[str, Any], images_dir: Path, timeout: float = 1800)
     target = images_dir / f"rootfs-{key}"
     manifest_path = images_dir / f"rootfs-{key}.json"
     if manifest_path.exists() and (target / "usr").is_dir():
-        return read_json(manifest_path)
+        manifest = read_json(manifest_path)
+        if "content_key" not in manifest:      # built before images were keyed by content
+            manifest["content_key"] = content_key(manifest.get("packages") or dpkg_versions(target))
+            write_json(manifest_path, manifest)
+        return manifest
     missing = [t for t in ("mmdebstrap",) if shutil.which(t) is None]
     if missing:
         raise BenchError(f"{', '.join(missing)} not found; run ./install.sh first")
@@ -79,7 +92,8 @@ def ensure_rootfs(spec: dict[str, Any], images_dir: Path, timeout: float = 1800)
     os.rename(tmp, target)
     versions = dpkg_versions(target)
     manifest = {"key": key, "rootfs": str(target), "spec": spec, "built_seconds": round(time.monotonic() - t0, 1),
-                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "packages": versions}
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "packages": versions,
+                "content_key": content_key(versions)}
     write_json(manifest_path, manifest)
     log.info("image rootfs-%s built in %.0f s", key, manifest["built_seconds"])
     return manifest

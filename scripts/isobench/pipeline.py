@@ -7,8 +7,6 @@ usable acceleration) are reported in one line each and left out of the matrix, s
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import inspect
 import json
 import logging
 import os
@@ -16,11 +14,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from typing import Any
 
+from . import codehash, hostinfo, rounds
 from . import config as configmod
-from . import rounds
 from .cell import cleanup_all
+from .drivers import KINDS as DRIVER_KINDS
 from .errors import BenchError
 from .workloads import KINDS as WORKLOAD_KINDS
 
@@ -35,6 +35,8 @@ SETUP_PRIORITY = 1_000_000
 class Plan:
     config: configmod.Config
     _availability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the package directory whose code is hashed (None: this one; tests pass an edited copy)
+    code_root: Any = None
 
     def availability(self, env: str) -> dict[str, Any]:
         if env not in self._availability:
@@ -103,10 +105,47 @@ class Plan:
                 "environments": self.environments, "workloads": self.workloads,
                 "limits": {"cpus": c.limits.cpus, "memory_mib": c.limits.memory_mib}}
 
-    def parser_version(self, workload: str) -> str:
-        cls = WORKLOAD_KINDS[self.config.workloads[workload]["kind"]]
-        src = inspect.getsource(sys.modules[cls.__module__])
-        return hashlib.sha256(src.encode()).hexdigest()[:12]
+    # -- cache identity: each a self-describing string, so `snakemake -n` says what changed ------
+    @cached_property
+    def host(self) -> dict[str, Any]:
+        """This host's fingerprint (hostinfo.IDENTITY), taken once when the workflow is parsed."""
+        return hostinfo.fingerprint()
+
+    @property
+    def host_key(self) -> str:
+        return f"host:{self.host['fingerprint']}"
+
+    def _modules(self, env: str | None, workload: str) -> list[str]:
+        mods = [codehash.module_of(WORKLOAD_KINDS[self.config.workloads[workload]["kind"]])]
+        if env is not None:
+            mods.append(codehash.module_of(DRIVER_KINDS[self.config.environments[env]["driver"]]))
+        return mods
+
+    def cell_code(self, env: str, workload: str) -> str:
+        """The code a cell's numbers depend on: its workload module, its driver and the native
+        driver (host-side clients), the sentinel, with everything each imports from the project,
+        less the parser code (codehash.measure_hash: a parser fix re-collects, never re-measures),
+        plus the cell runner's own source (not its imports: it imports every workload and driver)."""
+        mods = [*self._modules(env, workload), "isobench.drivers.native", "isobench.sentinel", "isobench.image"]
+        r = self.code_root
+        return f"code:{codehash.measure_hash(*mods, root=r)}+{codehash.source_hash(['isobench.cell'], root=r)}"
+
+    def parser_code(self, workload: str) -> str:
+        """The code a cell's rows depend on: the workload's parser (its module's import closure)
+        and the collect step."""
+        r = self.code_root
+        own = codehash.source_hash(["isobench.collect", "isobench.schema"], root=r)  # collect imports every workload
+        return f"parser:{codehash.closure_hash(*self._modules(None, workload), root=r)}+{own}"
+
+    def stats_code(self) -> str:
+        return f"code:{codehash.closure_hash('isobench.aggregate', 'isobench.rounds', root=self.code_root)}"
+
+    @staticmethod
+    def image_key(manifest_path: str) -> str:
+        """The image's content key (installed package versions and the recipe), from its manifest."""
+        with open(manifest_path) as f:
+            m = json.load(f)
+        return f"image:{m.get('content_key') or m['key']}"
 
 
 def plan_or_exit(raw: dict[str, Any]) -> Plan:
@@ -223,7 +262,36 @@ def release_host_lock() -> None:
         os.close(fd)             # releases the flock; the file (and its last holder line) stays
 
 
-def start(cfg: configmod.Config) -> None:
+#: the fingerprint of the host the results in this working directory were measured on
+HOST_RECORD = "results/host.json"
+
+
+def host_check(cfg: configmod.Config, host: dict[str, Any], record: str = HOST_RECORD) -> None:
+    """A host change is a decision, not an accident: when this host differs from the one the results
+    here were measured on, stop with one line, unless the config says to re-measure for this host
+    (``host_change: remeasure``; every cell's params carry the host, so all of them rerun)."""
+    try:
+        with open(record) as f:
+            old = json.load(f)
+    except FileNotFoundError:
+        old = None
+    if old is not None and old.get("fingerprint") != host["fingerprint"]:
+        what = "; ".join(hostinfo.differences(old, host)) or "fingerprint differs"
+        if cfg.host_change != "remeasure":
+            print(f"isobench: this host differs from the one results/ was measured on ({what}): re-measure "
+                  f"everything here with --config host_change=remeasure, or keep the old cells apart: "
+                  f"mv results results-{old.get('fingerprint')} (or run in another directory with -d)",
+                  file=sys.stderr)
+            sys.exit(1)
+        print(f"isobench: host changed ({what}): re-measuring every cell for this host", file=sys.stderr)
+    if old is None or old.get("fingerprint") != host["fingerprint"]:
+        os.makedirs(os.path.dirname(record) or ".", exist_ok=True)
+        with open(record + ".tmp", "w") as f:
+            json.dump(host, f, indent=2, sort_keys=True)
+        os.replace(record + ".tmp", record)
+
+
+def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
     """Before any job of a real run: check we may drive the host, take the host-wide lock (one
     measuring run per host, whatever its working directory), then remove what a crashed earlier
     run left behind (by the project's name prefix): with the lock held, nothing else is running."""
@@ -231,6 +299,8 @@ def start(cfg: configmod.Config) -> None:
         print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
               "iptables); run it with sudo or as root", file=sys.stderr)
         sys.exit(1)
+    if host is not None:
+        host_check(cfg, host)
     take_host_lock(cfg)
     removed = cleanup_all(cfg.paths)
     for what in removed:

@@ -907,10 +907,13 @@ def section_methods(data: ReportData) -> str:
         parts.append("<p class='warn'>The warm-ups ran on more than one host (different fingerprints): results "
                      "from different hosts are not comparable.</p>")
     for fp, (h, envs) in sorted(hosts.items()):
+        stack = "; ".join(f"{k} {v}" for k, v in sorted((h.get("stack") or {}).items()) if v)
         parts.append(_table(["CPU model", "cores", "memory", "kernel", "cgroup layout", "virtualization",
-                             "hostname", "fingerprint", "environments"],
+                             "QEMU / libvirt / LXC", "mitigations (digest)", "governor", "hostname", "fingerprint",
+                             "environments"],
                             [[esc(h.get("cpu_model")), esc(h.get("cores")), f"{esc(h.get('memory_mib'))} MiB",
                               esc(h.get("kernel")), esc(h.get("cgroup_layout")), esc(h.get("virtualization")),
+                              esc(stack or "not recorded"), esc(h.get("mitigations", "")), esc(h.get("governor", "")),
                               esc(h.get("hostname")), f"<code>{esc(fp)}</code>", esc(", ".join(envs))]]))
     if not hosts:
         parts.append("<p class='warn'>No warm-up records: the host is not described.</p>")

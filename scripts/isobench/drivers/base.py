@@ -236,6 +236,12 @@ class Driver(ABC):
         """Whether this environment can run here; cheap, needs no daemon."""
         return Availability(True)
 
+    @classmethod
+    def uses_subnet(cls, options: dict[str, Any]) -> bool:
+        """Whether instances with these options use the pipeline's private network of this kind
+        (``network.<kind>_subnet``): only then is the subnet part of the environment's identity."""
+        return False
+
     @abstractmethod
     def start(self, name: str) -> Instance:
         """Start a fresh instance called ``name`` (removing a stale one of that name first)."""

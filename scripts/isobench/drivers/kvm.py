@@ -515,6 +515,10 @@ class KvmDriver(Driver):
         super().__init__(*args, **kw)
         self.subnet = subnet
 
+    @classmethod
+    def uses_subnet(cls, options: dict[str, Any]) -> bool:
+        return True
+
     def option(self, key: str) -> Any:
         return self.options.get(key, self.OPTIONS[key]["default"])
 

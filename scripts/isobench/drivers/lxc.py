@@ -224,6 +224,10 @@ class LxcDriver(Driver):
         super().__init__(*args, **kw)
         self.subnet = subnet
 
+    @classmethod
+    def uses_subnet(cls, options: dict[str, Any]) -> bool:
+        return options.get("net", cls.OPTIONS["net"]["default"]) != "host"
+
     @property
     def lxcpath(self) -> Path:
         return self.paths.root / "lxc"

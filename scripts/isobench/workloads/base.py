@@ -54,6 +54,12 @@ class Context:
     facts: dict[str, Any]
 
 
+def parser_helper(fn: Callable) -> Callable:
+    """Marks a helper that only parsing uses: editing it re-collects the kept raw output and never
+    re-measures (isobench.codehash.measure_hash). ``parse`` itself needs no mark."""
+    return fn
+
+
 #: precision-target classes (config ``precision:``): what a workload mainly exercises
 CATEGORIES = ("cpu", "memory", "storage", "network", "application")
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..drivers.base import DATA_DIR
 from ..errors import ParseError
-from .base import Context, Workload
+from .base import Context, Workload, parser_helper
 
 TRAILER = re.compile(r"^isobench-hpcc exit=(?P<rc>\d+) stopped=(?P<stopped>[01]) ms=(?P<ms>\d+) end$", re.M)
 SECTION = re.compile(r"^Begin of (?P<name>\w+) section\.\n(?P<body>.*?)^End of (?P=name) section\.$", re.M | re.S)
@@ -137,6 +137,7 @@ class HpccWorkload(Workload):
         return f"$ {self.command()}\n{res.stdout}{res.stderr}"
 
     @classmethod
+    @parser_helper
     def sections(cls, raw: str, need: tuple[str, ...]) -> dict[str, str]:
         """The complete sections of hpccoutf.txt; ParseError unless the run ended as planned and
         every section in ``need`` is there."""
@@ -162,6 +163,7 @@ class HpccWorkload(Workload):
         return found
 
     @staticmethod
+    @parser_helper
     def number(body: str, pattern: str, what: str) -> float:
         m = re.search(pattern, body, re.M)
         if not m:

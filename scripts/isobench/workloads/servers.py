@@ -7,6 +7,7 @@ from typing import Sequence
 
 from ..drivers.base import Instance
 from ..errors import InstanceError, ParseError
+from .base import parser_helper
 
 #: the last line of every iteration's raw output: without it the output was cut off
 END = "### isobench end\n"
@@ -38,6 +39,7 @@ def start_server(inst: Instance, argv: Sequence[str], *, tag: str, port: int, pr
 
 
 
+@parser_helper
 def require_end(kind: str, raw: str) -> None:
     """Refuse output that does not end with the end marker (truncated or cut off)."""
     if not raw.endswith(END):
