@@ -7,6 +7,7 @@ rule build_report:
         aggregate="results/aggregate/summary.parquet",
         overhead="results/aggregate/overhead.parquet",
         calibration="results/aggregate/calibration.parquet",
+        precision="results/aggregate/precision.parquet",
         paper=f"{workflow.basedir}/report/paper_results.yaml",
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
         warmups=expand("results/warmup/{env}.json", env=PLAN.available_environments),
