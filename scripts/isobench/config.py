@@ -92,10 +92,10 @@ def schema() -> dict[str, Any]:
                               description="the CI half-width each overhead must reach, per workload category "
                                           "(a workload's own precision_pct overrides it)"),
             "sentinel": _obj({
-                "max_steal_pct": {"type": "number", "minimum": 0, "default": 5,
+                "max_steal_pct": {"type": "number", "minimum": 0, "default": 25,
                                   "description": "a round with an iteration whose host steal time exceeds this "
                                                  "(% of host CPU time) is flagged and replaced"},
-                "max_canary_change_pct": {"type": "number", "exclusiveMinimum": 0, "default": 30,
+                "max_canary_change_pct": {"type": "number", "exclusiveMinimum": 0, "default": 50,
                                           "description": "a round with a cell whose host canary changed by "
                                                          "more than this between its start and end is "
                                                          "flagged and replaced"},
