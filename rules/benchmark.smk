@@ -19,7 +19,7 @@ rule run_cell:
         settings=lambda w: CFG.env_settings(w.env),
         workload=lambda w: CFG.workload_params(w.workload),
         measure=CFG.measure_settings(),
-        image=lambda w, input: PLAN.image_key(input.image),
+        image=lambda w: PLAN.image_key(IMAGE_JSON),
         code=lambda w: PLAN.cell_code(w.env, w.workload),
         host=PLAN.host_key,
     log:

@@ -16,6 +16,7 @@ STATE_DIR = str(CFG.paths.root)
 SETUP_PRIORITY = pipeline.SETUP_PRIORITY
 
 REPORT_HTML = "results/report/report.html"
+IMAGE_JSON = "results/provision/image.json"
 SUMMARY_CSV = "results/aggregate/summary.csv"
 
 

@@ -36,6 +36,7 @@ def flow(tmp_path_factory):
     """A copy of the workflow (code included) and a working directory with one finished run."""
     base = tmp_path_factory.mktemp("cache")
     src = base / "flow"
+    src.mkdir()
     for part in ("Snakefile", "rules", "scripts", "config", "report", "profiles"):
         p = ROOT / part
         (shutil.copytree(p, src / part, ignore=shutil.ignore_patterns("__pycache__"))
@@ -124,12 +125,12 @@ def test_a_new_image_package_version_re_measures_everything(flow):
         manifest.write_text(original)
 
 
-def test_moving_state_dir_or_the_lxc_subnet_re_measures_nothing_that_does_not_use_it(flow, tmp_path):
-    moved = tmp_path / "moved.yaml"
-    moved.write_text("state_dir: /var/lib/isobench-moved\n")
-    assert measured(planned(flow, configs=[moved])) == Counter()
+def test_changing_the_lxc_subnet_re_measures_nothing_that_does_not_use_it(flow, tmp_path):
+    """lxc_host uses the host's network: its settings carry no subnet. (Moving state_dir is checked
+    in test_cache_identity: no cell's params name it. Through Snakemake it rebuilds the image in the
+    new place, and a dry run cannot see past that checkpoint, so it is not counted here.)"""
     subnet = tmp_path / "subnet.yaml"
-    subnet.write_text("network: {lxc_subnet: 10.213.99.0/24}\n")      # lxc_host uses the host network
+    subnet.write_text("network: {lxc_subnet: 10.213.99.0/24}\n")
     assert measured(planned(flow, configs=[subnet])) == Counter()
 
 

@@ -142,9 +142,16 @@ class Plan:
 
     @staticmethod
     def image_key(manifest_path: str) -> str:
-        """The image's content key (installed package versions and the recipe), from its manifest."""
-        with open(manifest_path) as f:
-            m = json.load(f)
+        """The image's content key (installed package versions and the recipe), from its manifest.
+
+        Read when the DAG is built (a params callable that takes ``input`` is not compared by
+        Snakemake's params trigger); the cells are only planned once provision_image, a
+        checkpoint, has written the manifest, so it is there when they are."""
+        try:
+            with open(manifest_path) as f:
+                m = json.load(f)
+        except FileNotFoundError:
+            return "image:not built yet"
         return f"image:{m.get('content_key') or m['key']}"
 
 
