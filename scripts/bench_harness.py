@@ -181,7 +181,7 @@ def planning(sizes: list[int], runs: int) -> None:
 def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
     """Empty files and directories where every output of the DAG goes (so --touch can date them)."""
     envs, wls = cfg.run_environments, cfg.run_workloads
-    files = ["results/provision/image.json", "results/provision/workloads.json",
+    files = ["results/provision/workloads.json",
              *[f"results/provision/{e}.json" for e in envs], *[f"results/warmup/{e}.json" for e in envs],
              *[f"results/cells/{e}/{w}/round-{r}.parquet" for e in envs for w in wls
                for r in range(1, cfg.rounds["min"] + 1)],
@@ -190,10 +190,14 @@ def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
                                                    "calibration.csv", "precision.parquet", "precision.csv")],
              "results/report/report.html"]
     dirs = [f"results/raw/{e}/{w}/round-{r}" for e in envs for w in wls for r in range(1, cfg.rounds["min"] + 1)]
+    image = wd / "results" / "provision" / "image.json"     # read while the DAG is built (the image param)
+    image.parent.mkdir(parents=True, exist_ok=True)
+    image.write_text(json.dumps({"key": "fake", "content_key": "fake"}))
     for w in wls:     # the round decisions are read while the DAG is built: they must be real records
         batch = wd / "results" / "rounds" / w / "batch-0.json"
         batch.parent.mkdir(parents=True, exist_ok=True)
         batch.write_text(json.dumps({"workload": w, "rounds": cfg.rounds["min"], "done": True, "next": 0}))
+        (batch.parent / "final.json").write_text(batch.read_text())
     for d in [*dirs, "results/report/figures"]:
         (wd / d).mkdir(parents=True, exist_ok=True)
     for f in files:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from . import codehash, hostinfo, rounds
+from . import codehash, hostinfo, order
 from . import config as configmod
 from .cell import cleanup_all
 from .drivers import KINDS as DRIVER_KINDS
@@ -66,7 +66,7 @@ class Plan:
 
     def round_order(self, workload: str, rnd: int) -> list[str]:
         """The environments of one round in the order they are measured (isobench.rounds)."""
-        return rounds.round_order(self.available_environments, workload, rnd, self.config.seed)
+        return order.round_order(self.available_environments, workload, rnd, self.config.seed)
 
     def cell_priority(self, env: str, workload: str, rnd: int) -> int:
         """Snakemake priority of a cell's measurement: round by round, within a round workload by

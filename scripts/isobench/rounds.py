@@ -31,16 +31,9 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .order import round_order  # noqa: F401  (the order rounds are measured in)
 
 CELL_KEY = ["env", "workload", "metric", "point", "round"]
-
-
-def round_order(envs: Iterable[str], workload: str, rnd: int, seed: int) -> list[str]:
-    """The environments of one round in their measurement order: a permutation drawn from
-    (seed, workload, round), so every round differs and a rerun reproduces it."""
-    envs = sorted(envs)
-    perm = stats.group_rng(seed, "round-order", workload, rnd).permutation(len(envs))
-    return [envs[i] for i in perm]
 
 
 def cell_values(cells: pd.DataFrame) -> pd.DataFrame:

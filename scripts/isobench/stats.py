@@ -43,13 +43,14 @@ throughput is a result), but a zero baseline median makes the ratio undefined (N
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 from scipy import stats as sps
+
+from .order import group_rng  # noqa: F401  (re-exported: every seeded draw of the statistics)
 
 CONFIDENCE = 0.95
 #: fewer values than this: no confidence interval at all
@@ -66,16 +67,6 @@ PAIRED_METHOD = (f"per-round log ratios log(E_r / native_r) of the cells' median
                  f"t-interval of their mean over rounds, back-transformed; no interval below "
                  f"{MIN_ROUNDS_CI} rounds")
 FDR_METHOD = "Benjamini-Hochberg over every overhead of the run (A/A and emulated excluded)"
-
-
-def group_rng(seed: int, *key: object) -> np.random.Generator:
-    """A generator for one group: seeded by the run seed and a stable hash of the group's key.
-
-    Python's hash() is salted per process, so the key is hashed with sha256 instead.
-    """
-    digest = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
-    words = [int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.default_rng(np.random.SeedSequence([seed, *words]))
 
 
 def finite(values) -> np.ndarray:
