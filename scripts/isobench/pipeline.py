@@ -306,9 +306,9 @@ def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
         print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
               "iptables); run it with sudo or as root", file=sys.stderr)
         sys.exit(1)
+    take_host_lock(cfg)         # first: a refused run changes nothing, not even its own results/
     if host is not None:
         host_check(cfg, host)
-    take_host_lock(cfg)
     removed = cleanup_all(cfg.paths)
     for what in removed:
         print(f"isobench: removed leftover {what}", file=sys.stderr)
