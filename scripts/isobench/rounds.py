@@ -25,7 +25,7 @@ rounds back: their figures are not KVM figures, and emulation noise would set th
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd

@@ -60,7 +60,6 @@ SMALL_N = 10
 MIN_N_OUTLIER = 4
 IQR_K = 1.5
 OUTLIER_RULE = f"Tukey fences: outside [Q1 - {IQR_K} IQR, Q3 + {IQR_K} IQR] of the group (n >= {MIN_N_OUTLIER})"
-CI_METHOD = f"bootstrap percentile interval ({CONFIDENCE:.0%}), scipy.stats.bootstrap"
 #: fewer rounds than this: no interval for an overhead (and never a "significant")
 MIN_ROUNDS_CI = 5
 PAIRED_METHOD = (f"per-round log ratios log(E_r / native_r) of the cells' medians; {CONFIDENCE:.0%} "
@@ -229,6 +228,11 @@ class PairedStats:
         return self.has_ci and (self.ci_low > 1 or self.ci_high < 1)
 
 
+def _t_half(sd: float, n: int) -> float:
+    """Half-width of the CONFIDENCE t-interval of a mean of n values with sample SD sd."""
+    return float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd / math.sqrt(n)
+
+
 def log_ratios(values, baseline) -> np.ndarray:
     """Per-round log(values_r / baseline_r) where both are finite and positive (aligned arrays)."""
     x, y = np.asarray(values, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
@@ -248,9 +252,11 @@ def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI) -> PairedSta
     if n < 2:
         return PairedStats(n, ratio, nan, nan, nan, nan, nan, f"{n} round < {min_rounds}: no interval")
     sd = float(np.std(d, ddof=1))
-    t = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1))
-    half = t * sd / math.sqrt(n)
-    p = 1.0 if sd == 0 and mean == 0 else (0.0 if sd == 0 else float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1)))
+    half = _t_half(sd, n)
+    if sd == 0:     # identical ratios in every round: certain, or certainly no difference
+        p = 1.0 if mean == 0 else 0.0
+    else:
+        p = float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
     hw = (math.exp(half) - 1) * 100
     if n < min_rounds:
         return PairedStats(n, ratio, nan, nan, sd, hw, p, f"{n} rounds < {min_rounds}: no interval")
@@ -270,7 +276,7 @@ def rounds_for(sd_log: float, target_pct: float, *, t_based: bool = True, cap: i
     n = max(2, math.ceil((z * sd_log / h) ** 2))
     if not t_based:
         return min(n, cap)
-    while n < cap and float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * sd_log / math.sqrt(n) > h:
+    while n < cap and _t_half(sd_log, n) > h:
         n += 1
     return n
 
@@ -284,7 +290,7 @@ def mean_interval(values) -> tuple[float, float, float, str]:
     m = float(np.mean(x))
     if n < MIN_N_CI:
         return m, nan, nan, f"{n} cells < {MIN_N_CI}: no interval"
-    half = float(sps.t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * float(np.std(x, ddof=1)) / math.sqrt(n)
+    half = _t_half(float(np.std(x, ddof=1)), n)
     return m, m - half, m + half, ""
 
 
