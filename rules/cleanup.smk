@@ -2,8 +2,6 @@
 
 
 rule cleanup:
-    params:
-        state_dir=STATE_DIR,
     localrule: True
     script:
         "../scripts/cleanup.py"

@@ -25,7 +25,6 @@ rule provision_env:
     params:
         settings=lambda w: CFG.env_settings(w.env),
         availability=lambda w: PLAN.availability(w.env),
-        state_dir=STATE_DIR,
     log:
         "results/logs/provision_env/{env}.log",
     resources:

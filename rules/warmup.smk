@@ -11,7 +11,6 @@ rule warmup_env:
     params:
         settings=lambda w: CFG.env_settings(w.env),
         workloads=PLAN.tool_checks(),
-        state_dir=STATE_DIR,
     log:
         "results/logs/warmup_env/{env}.log",
     resources:

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import yaml  # noqa: E402
 
 from isobench import config as configmod  # noqa: E402
-from isobench.cell import make_driver  # noqa: E402
+from isobench import drivers  # noqa: E402
+from isobench.drivers import EnvSpec, Limits  # noqa: E402
 from isobench.image import ensure_rootfs  # noqa: E402
 from isobench.util import read_json  # noqa: E402
 
@@ -130,14 +131,14 @@ def start_stop(runs: int) -> None:
             "native (chroot overlay)": {"driver": "native"},
             "kvm (accel tcg here)": {"driver": "kvm", "accel": "tcg"}}
     for label, opts in envs.items():
-        settings = {"env": "bench", **opts, "limits": {"cpus": 1, "memory_mib": 1024}, "network": cfg.network}
-        try:
-            driver = make_driver(settings, str(cfg.paths.root), image)
-        except KeyError:
-            print(f"{label}: driver not available")
+        kind = opts.pop("driver")
+        subnet = cfg.network.get(f"{kind}_subnet")
+        driver = drivers.create(EnvSpec("bench", kind, opts, Limits(1, 1024), subnet), cfg.paths, image)
+        avail = driver.availability()
+        if not avail.available:
+            print(f"{label}: not available here: {avail.reason}")
             continue
-        if hasattr(driver, "provision"):
-            driver.provision()              # the KVM guest's boot artifacts (cached)
+        driver.provision()                  # e.g. the KVM guest's boot artifacts (cached)
         starts, stops = [], []
         for i in range(runs):
             t0 = time.perf_counter()

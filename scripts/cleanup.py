@@ -1,8 +1,7 @@
 """Remove every host object isobench created, and nothing else (safe to run at any time).
 
-Containers, libvirt domains and the isobench-net network, the isobench0 bridge, the ISOBENCH-DNAT
-iptables chain, instance overlays and mounts under the state dir, and libvirtd/virtlogd if the
-pipeline started them. Results under results/ and the cached image are kept (--images removes the
+What every driver left behind (containers, guests, private networks and bridges, NAT rules,
+instance overlays and mounts under the state dir) and the daemons a driver started for the run. Results under results/ and the cached image are kept (--images removes the
 image cache too).
 
     python scripts/cleanup.py [--state-dir /var/lib/isobench] [--images]
@@ -16,15 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from isobench import libvirtd  # noqa: E402
-from isobench.cell import cleanup_all  # noqa: E402
-from isobench.drivers.base import StatePaths  # noqa: E402
+from isobench.drivers import StatePaths, cleanup_all, release_all  # noqa: E402
 
 
 def main(state_dir: str, images: bool = False) -> list[str]:
     paths = StatePaths(Path(state_dir))
     removed = cleanup_all(paths)
-    removed += libvirtd.stop_started(paths.root)
+    removed += release_all(paths)
     if images and paths.images.exists():
         shutil.rmtree(paths.images)
         removed.append(f"image cache {paths.images}")
@@ -36,7 +33,9 @@ def main(state_dir: str, images: bool = False) -> list[str]:
 
 
 if "snakemake" in globals():
-    main(snakemake.params.state_dir)  # noqa: F821
+    from isobench.config import state_dir_of
+
+    main(state_dir_of(snakemake.config))  # noqa: F821
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--state-dir", default="/var/lib/isobench")

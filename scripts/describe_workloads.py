@@ -2,7 +2,7 @@
 
 from dataclasses import asdict
 
-from isobench.cell import make_workload
+from isobench import workloads as wlmod
 from isobench.entry import run_step
 from isobench.util import write_json
 
@@ -10,7 +10,7 @@ from isobench.util import write_json
 def main(workloads: list, run: dict, out: str) -> None:
     doc = {"_run": run}
     for params in workloads:
-        wl = make_workload(params)
+        wl = wlmod.from_param(params)
         doc[wl.name] = {"kind": wl.kind, "description": wl.describe(), "params": wl.params,
                         "metrics": {k: asdict(m) for k, m in wl.METRICS.items()},
                         "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl.name}/round-*"}

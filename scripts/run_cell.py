@@ -2,18 +2,21 @@
 
 from pathlib import Path
 
+from isobench import workloads
 from isobench.cell import run_cell
 from isobench.config import state_dir_of
+from isobench.drivers import EnvSpec, StatePaths
 from isobench.entry import run_step
 from isobench.hostinfo import fingerprint
+from isobench.measure import Measure
 from isobench.util import read_json
 
 
 def main(settings: dict, workload: dict, measure: dict, rnd: int, state_dir: str, image_json: str, out: str) -> None:
     # the host as it is when the cell runs (the run stops before measuring if it is not the host the
     # results were measured on: pipeline.host_check)
-    run_cell(settings, workload, rnd, measure["iterations"], measure["warmup_iterations"], state_dir,
-             read_json(image_json), fingerprint(), Path(out), settle_s=float(measure.get("settle_s", 0)))
+    run_cell(EnvSpec.from_param(settings), workloads.from_param(workload), rnd, Measure.from_param(measure),
+             StatePaths(Path(state_dir)), read_json(image_json), fingerprint(), Path(out))
 
 
 if "snakemake" in globals():

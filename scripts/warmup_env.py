@@ -2,16 +2,20 @@
 
 from pathlib import Path
 
+from isobench import workloads
 from isobench.cell import warmup
+from isobench.config import state_dir_of
+from isobench.drivers import EnvSpec, StatePaths
 from isobench.entry import run_step
 from isobench.util import read_json
 
 
-def main(settings: dict, workloads: list, state_dir: str, image_json: str, out: str) -> None:
-    warmup(settings, workloads, state_dir, read_json(image_json), Path(out))
+def main(settings: dict, tool_checks: list, state_dir: str, image_json: str, out: str) -> None:
+    warmup(EnvSpec.from_param(settings), [workloads.from_param(w) for w in tool_checks], StatePaths(Path(state_dir)),
+           read_json(image_json), Path(out))
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    run_step(lambda: main(dict(sm.params.settings), list(sm.params.workloads), sm.params.state_dir,
+    run_step(lambda: main(dict(sm.params.settings), list(sm.params.workloads), state_dir_of(sm.config),
                           sm.input.image, sm.output[0]), sm.log[0])

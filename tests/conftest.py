@@ -12,6 +12,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+#: the host's libvirt daemons and chains when the suite started: the suite leaves them as it found
+#: them (tests/test_zz_no_leftovers.py)
+HOST_AT_START: dict = {}
+
+
+def pytest_sessionstart(session):
+    from isobench.drivers.kvm import daemon
+    HOST_AT_START.update(daemons=daemon.running(), chains=set(daemon.libvirt_chains()))
+
+
 @pytest.fixture
 def default_raw() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

@@ -19,7 +19,7 @@ from conftest import ROOT, default_rootfs
 from leftovers import host_leftovers
 from isobench import cell, image
 from isobench.drivers import KINDS as DRIVERS
-from isobench.drivers.base import Limits, StatePaths
+from isobench.drivers.base import EnvSpec, Limits, StatePaths
 from isobench.errors import BenchError, InstanceError
 from isobench.workloads import KINDS as WORKLOADS
 from isobench.workloads.compression import Compression
@@ -134,10 +134,8 @@ def test_tool_missing_from_image_is_one_clear_line(tmp_path, monkeypatch):
         TOOLS = (("isobench-no-such-tool", "--version"),)
     monkeypatch.setitem(WORKLOADS, "notool", NoTool)
     rootfs = default_rootfs()
-    settings = {"env": "native", "driver": "native", "limits": {"cpus": 1, "memory_mib": 512},
-                "network": {}}
     with pytest.raises(InstanceError) as err:
-        cell.warmup(settings, [{"workload": "w", "kind": "notool"}], str(STATE), {"rootfs": str(rootfs)},
+        cell.warmup(EnvSpec("native", "native", {}), [NoTool("w", {})], StatePaths(STATE), {"rootfs": str(rootfs)},
                     tmp_path / "w.json")
     assert "isobench-no-such-tool" in str(err.value) and "image.packages" in str(err.value)
     assert not (tmp_path / "w.json").exists()

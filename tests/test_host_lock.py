@@ -7,7 +7,6 @@ developer's real run."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -22,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import ROOT, default_rootfs
-from isobench import libvirtd, pipeline
+from isobench import pipeline
 
 LINE = re.compile(r"^isobench: another run is measuring on this host \(pid (\S+), in (.+), since (\S+)\); "
                   r"wait for it to finish or stop it \(this run changed nothing\)$")
@@ -63,7 +62,7 @@ def lock(tmp_path, monkeypatch):
 @pytest.fixture
 def cleanups(monkeypatch):
     calls: list = []
-    monkeypatch.setattr(pipeline, "cleanup_all", lambda paths: calls.append(paths) or [])
+    monkeypatch.setattr(pipeline.drivers, "cleanup_all", lambda paths: calls.append(paths) or [])
     return calls
 
 
@@ -122,14 +121,14 @@ def test_second_run_exits_in_one_line_before_cleanup(tmp_path, lock, cleanups, c
 
 def test_lock_is_held_until_finish_and_not_inherited(tmp_path, lock, cleanups, monkeypatch):
     stopped = []
-    monkeypatch.setattr(libvirtd, "stop_started", lambda root: stopped.append(root) or [])
+    monkeypatch.setattr(pipeline.drivers, "release_all", lambda paths: stopped.append(paths.root) or [])
     pipeline.start(cfg(tmp_path))
     # a long-lived child of the run (as a daemon it starts) must not keep the host locked
     child = subprocess.Popen(["sleep", "600"], close_fds=False)
     try:
         assert not can_lock(lock)
         pipeline.finish(cfg(tmp_path), success=False, report=str(tmp_path / "none.html"))
-        assert stopped == [tmp_path / "state"]              # libvirtd first, then the lock
+        assert stopped == [tmp_path / "state"]              # the drivers' daemons first, then the lock
         assert pipeline._host_lock_fd is None
         assert can_lock(lock)
     finally:

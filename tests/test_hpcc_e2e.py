@@ -16,6 +16,7 @@ from isobench.collect import cell_rows
 from isobench.drivers.base import hostname_for
 from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
+from isobench.measure import Measure
 
 from conftest import ROOT, variant
 
@@ -39,8 +40,8 @@ def test_hpcc_runs_in_an_lxc_env_whose_name_has_an_underscore(tmp_path, workload
     cfg = configmod.load(raw)
     image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
     out = tmp_path / "raw"
-    run_cell(cfg.env_settings("lxc_bridge"), cfg.workload_params(workload), 1, 1, 0, str(cfg.paths.root),
-             image, fingerprint(), out)
+    run_cell(cfg.env_spec("lxc_bridge"), cfg.workload(workload), 1, Measure(1, 0), cfg.paths, image, fingerprint(),
+             out)
     rows = cell_rows(out)
     values = [r["value"] for r in rows if r["metric"] == metric and not r["warmup"]]
     assert values and all(v > 0 for v in values), rows

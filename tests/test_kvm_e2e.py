@@ -23,14 +23,15 @@ import yaml
 
 from conftest import ROOT, default_rootfs, variant
 from isobench import config as configmod
-from isobench import libvirtd
-from isobench.cell import make_driver, run_cell
-from isobench.drivers import kvm
+from isobench.cell import run_cell
+from isobench.drivers.kvm import daemon as libvirtd
+from isobench.drivers.kvm import driver as kvm
 from isobench.drivers.base import Limits, StatePaths
 from isobench.drivers.kvm import KvmDriver
 from isobench.errors import BenchError, InstanceError
 from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
+from isobench.measure import Measure
 
 pytestmark = pytest.mark.e2e
 
@@ -232,7 +233,7 @@ def test_guest_killed_mid_cell_fails_that_cell_and_leaves_nothing(tmp_path):
                   workloads__fio_randread__runtime_s=40, workloads__fio_randread__size_mib=16)
     cfg = configmod.load(raw)
     image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
-    make_driver(cfg.env_settings("kvm"), str(cfg.paths.root), image).provision()
+    cfg.driver("kvm", image).provision()
     name, out = "isobench-kvm-fio_randread-1", tmp_path / "raw"
     pidfile = kvm.LIBVIRT_RUN_DIR / f"{name}.pid"
 
@@ -246,8 +247,8 @@ def test_guest_killed_mid_cell_fails_that_cell_and_leaves_nothing(tmp_path):
     killer = threading.Thread(target=kill_when_measuring)
     killer.start()
     with pytest.raises(BenchError) as err:
-        run_cell(cfg.env_settings("kvm"), cfg.workload_params("fio_randread"), 1, 1, 0, str(cfg.paths.root), image,
-                 fingerprint(), out)
+        run_cell(cfg.env_spec("kvm"), cfg.workload("fio_randread"), 1, Measure(1, 0), cfg.paths, image, fingerprint(),
+                 out)
     killer.join()
     assert "cell kvm/fio_randread/round-1: isobench-kvm-fio_randread-1: the guest is gone" in str(err.value)
     assert not (out / "cell.json").exists()

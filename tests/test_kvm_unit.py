@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from isobench import guestimage, libvirtd
+from isobench.drivers.kvm import daemon as libvirtd
+from isobench.drivers.kvm import image as guestimage
 from isobench.drivers import KINDS
 from isobench.drivers.base import Limits, StatePaths
-from isobench.drivers.kvm import (NETWORK, KvmDriver, choose_accel, cpu_mode, domain_xml, guest_cmdline,
-                                  network_xml, uses_vhost)
+from isobench.drivers.kvm import KvmDriver
+from isobench.drivers.kvm.domain import (NETWORK, choose_accel, cpu_mode, domain_xml, guest_cmdline, network_xml,
+                                         uses_vhost)
 from isobench.errors import BenchError
 
 NO_KVM = {"dev_kvm": False, "kvm_intel": False, "kvm_amd": False, "kvm_pvm": False, "guest_kernel": False}
@@ -151,7 +153,7 @@ def test_registered_and_options_documented():
 
 
 def test_settings_record_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setattr("isobench.drivers.kvm.host_probe", lambda kernel: probe())
+    monkeypatch.setattr("isobench.drivers.kvm.driver.host_probe", lambda kernel: probe())
     settings = make_driver(tmp_path, accel="tcg", tuning="tuned", disk="raw").settings()
     assert settings == {"driver": "kvm", "accel": "tcg", "emulated": True, "tuning": "tuned", "disk": "raw",
                         "cpus": 2, "memory_mib": 1024, "cpu_mode": "maximum", "net_backend": "qemu",
@@ -159,7 +161,7 @@ def test_settings_record_the_environment(tmp_path, monkeypatch):
 
 
 def test_auto_on_a_host_without_kvm_is_unavailable(tmp_path, monkeypatch):
-    monkeypatch.setattr("isobench.drivers.kvm.host_probe", lambda kernel: probe())
+    monkeypatch.setattr("isobench.drivers.kvm.driver.host_probe", lambda kernel: probe())
     avail = make_driver(tmp_path).availability()
     assert not avail.available and "accel: tcg" in avail.reason
 

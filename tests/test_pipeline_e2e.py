@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import ROOT
-from isobench import libvirtd
+from isobench.drivers.kvm import daemon as libvirtd
 from isobench.schema import SCHEMA
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,11 @@ import yaml
 
 from conftest import ROOT, variant
 from isobench import config as configmod
-from isobench.cell import make_driver, run_cell
+from isobench.cell import run_cell
 from isobench.collect import cell_rows
 from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
+from isobench.measure import Measure
 from isobench.workloads import KINDS
 
 pytestmark = pytest.mark.e2e
@@ -57,8 +58,7 @@ def cfg():
 def test_one_real_cell(cfg, tmp_path, env, workload):
     image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
     out = tmp_path / "raw"
-    run_cell(cfg.env_settings(env), cfg.workload_params(workload), 1, 1, 0, str(cfg.paths.root), image,
-             fingerprint(), out)
+    run_cell(cfg.env_spec(env), cfg.workload(workload), 1, Measure(1, 0), cfg.paths, image, fingerprint(), out)
     rows = cell_rows(out)
     cls = KINDS[TINY[workload]["kind"]]
     got = {}
@@ -78,9 +78,8 @@ def test_one_real_cell(cfg, tmp_path, env, workload):
 def instance(cfg, request):
     """One running instance per environment kind, shared by the checks of what an instance has."""
     env = request.param
-    driver = make_driver(cfg.env_settings(env), str(cfg.paths.root), ensure_rootfs(cfg.image_spec(), cfg.paths.images))
-    if hasattr(driver, "provision"):
-        driver.provision()                 # the KVM guest's boot artifacts (cached)
+    driver = cfg.driver(env, ensure_rootfs(cfg.image_spec(), cfg.paths.images))
+    driver.provision()                     # e.g. the KVM guest's boot artifacts (cached)
     with driver.start(f"isobench-{env}-basics") as inst:
         yield inst
 

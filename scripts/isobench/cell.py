@@ -17,14 +17,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import PREFIX, hostinfo, sentinel
-from .drivers import KINDS as DRIVER_KINDS
-from .drivers.base import Driver, Instance, Limits, StatePaths
-from .drivers.native import NativeDriver
+from . import PREFIX, drivers, hostinfo, sentinel
+from .drivers import Driver, EnvSpec, Instance, StatePaths
 from .errors import BenchError, InstanceError, Unavailable
 from .image import check_rootfs
+from .measure import Measure
 from .util import atomic_write_text, write_json
-from .workloads import KINDS as WORKLOAD_KINDS
 from .workloads import Context, Workload
 
 log = logging.getLogger("isobench")
@@ -32,25 +30,6 @@ log = logging.getLogger("isobench")
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def make_driver(env_settings: dict[str, Any], state_dir: str, image: dict[str, Any]) -> Driver:
-    """Rebuild a driver from the settings a rule passes as params (see Config.env_settings)."""
-    opts = {k: v for k, v in env_settings.items() if k not in ("env", "driver", "limits", "network")}
-    kind = env_settings["driver"]
-    kw = {}
-    subnet = (env_settings.get("network") or {}).get(f"{kind}_subnet")
-    if subnet:
-        kw["subnet"] = subnet
-    # native runs unlimited; its Limits object only sizes host-side helpers
-    lim = env_settings.get("limits", {"cpus": os.cpu_count() or 1, "memory_mib": 1024})
-    return DRIVER_KINDS[kind](env_settings["env"], opts, Limits(lim["cpus"], lim["memory_mib"]),
-                              StatePaths(Path(state_dir)), image, **kw)
-
-
-def make_workload(params: dict[str, Any]) -> Workload:
-    p = {k: v for k, v in params.items() if k not in ("workload", "kind")}
-    return WORKLOAD_KINDS[params["kind"]](params["workload"], p)
 
 
 def instance_name(env: str, what: str, rnd: int | None = None) -> str:
@@ -61,16 +40,27 @@ def _labels(driver: Driver) -> dict[str, Any]:
     avail = driver.availability()
     if not avail.available:
         raise Unavailable(f"environment {driver.env} is unavailable: {avail.reason}")
-    labels = {"accel": "none", "emulated": False}
-    labels.update(avail.labels)
-    return labels
+    return avail.labels
 
 
-def warmup(env_settings: dict[str, Any], workloads: list[dict[str, Any]], state_dir: str,
-           image: dict[str, Any], out_json: Path) -> dict[str, Any]:
+def provision(spec: EnvSpec, paths: StatePaths, image: dict[str, Any]) -> dict[str, Any]:
+    """An environment's manifest: its settings, whether it can run here, and what its driver built
+    for it. An unavailable environment the config asked for by name is an error, others are recorded
+    as skipped."""
+    driver = drivers.create(spec, paths, image)
+    avail = driver.availability()
+    if not avail.available and avail.required:
+        raise Unavailable(f"environment {spec.env} is unavailable: {avail.reason}")
+    artifacts = driver.provision() if avail.available else {}
+    return {"env": spec.env, "driver": spec.kind, **avail.as_dict(), "settings": driver.settings(),
+            "artifacts": artifacts}
+
+
+def warmup(spec: EnvSpec, workloads: list[Workload], paths: StatePaths, image: dict[str, Any],
+           out_json: Path) -> dict[str, Any]:
     """Start an instance, check every selected workload's tools, record host and inside fingerprints."""
     check_rootfs(image)
-    driver = make_driver(env_settings, state_dir, image)
+    driver = drivers.create(spec, paths, image)
     labels = _labels(driver)
     t0 = time.monotonic()
     started_at = now()
@@ -78,8 +68,7 @@ def warmup(env_settings: dict[str, Any], workloads: list[dict[str, Any]], state_
     with driver.start(instance_name(driver.env, "warmup")) as inst:
         start_s = time.monotonic() - t0
         inside = inst.describe()
-        for params in workloads:
-            wl = make_workload(params)
+        for wl in workloads:
             for argv in wl.TOOLS:
                 res = inst.exec(list(argv), timeout=60)
                 if res.returncode != 0:
@@ -87,7 +76,7 @@ def warmup(env_settings: dict[str, Any], workloads: list[dict[str, Any]], state_
                                         f"({' '.join(argv)}: exit {res.returncode}); is its package in "
                                         f"image.packages?")
             tools[wl.kind] = wl.version(inst)
-    _check_resources(driver, inside)
+    driver.check_resources(inside)
     record = {"env": driver.env, "driver": driver.kind, "labels": labels, "settings": driver.settings(),
               "host": hostinfo.fingerprint(), "inside": inside, "tools": tools, "started_at": started_at,
               "start_seconds": round(start_s, 3), "image_key": image.get("key", "")}
@@ -97,44 +86,28 @@ def warmup(env_settings: dict[str, Any], workloads: list[dict[str, Any]], state_
     return record
 
 
-def _check_resources(driver: Driver, inside: dict[str, Any]) -> None:
-    """The environment must see the CPUs and memory it was given (native is never limited)."""
-    if driver.kind == "native":
-        return
-    want_cpus, want_mem = driver.limits.cpus, driver.limits.memory_mib
-    if inside.get("nproc") != want_cpus:
-        raise InstanceError(f"environment {driver.env}: sees {inside.get('nproc')} CPUs, configured {want_cpus}")
-    if driver.kind == "kvm":
-        seen = int(inside.get("mem_mib", 0))
-        # the guest kernel reserves some memory for itself: accept up to 15% less than configured
-        if not 0.85 * want_mem <= seen <= want_mem:
-            raise InstanceError(f"environment {driver.env}: guest sees {seen} MiB, configured {want_mem} MiB")
-
-
-def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rnd: int, iterations: int,
-             warmup_iterations: int, state_dir: str, image: dict[str, Any], host: dict[str, Any],
-             out_dir: Path, *, settle_s: float = 0.0) -> None:
+def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: StatePaths, image: dict[str, Any],
+             host: dict[str, Any], out_dir: Path) -> None:
     """Measure one cell (round ``rnd``) into out_dir: iter-NN[.warmup].out per iteration, then cell.json.
 
-    With ``settle_s`` > 0 the host's dirty pages are written (sync) and the cell waits that long
-    after preparing its datasets, before the first iteration."""
+    With ``measure.settle_s`` > 0 the host's dirty pages are written (sync) and the cell waits that
+    long after preparing its datasets, before the first iteration."""
     check_rootfs(image)
-    driver = make_driver(env_settings, state_dir, image)
-    wl = make_workload(workload_params)
+    driver = drivers.create(spec, paths, image)
     labels = _labels(driver)
     where = f"cell {driver.env}/{wl.name}/round-{rnd}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = StatePaths(Path(state_dir))
     client_holder: list[Instance] = []
 
     def client() -> Instance:
         if not client_holder:
-            nd = NativeDriver("client", {}, driver.limits, paths, image)
-            client_holder.append(nd.start(instance_name(driver.env, f"{wl.name}-client", rnd)))
+            client_holder.append(drivers.host_client(paths, image).start(
+                instance_name(driver.env, f"{wl.name}-client", rnd)))
         return client_holder[0]
 
     records = []
-    total = warmup_iterations + iterations
+    settle_s, warmup_iterations = measure.settle_s, measure.warmup_iterations
+    total = warmup_iterations + measure.iterations
     canary_start = sentinel.canary()
     cell_t0 = time.monotonic()
     try:
@@ -177,10 +150,3 @@ def run_cell(env_settings: dict[str, Any], workload_params: dict[str, Any], rnd:
         "canary_s": {"start": round(canary_start, 5), "end": round(canary_end, 5)},
     })
 
-
-def cleanup_all(paths: StatePaths) -> list[str]:
-    """Remove every host object the project created (instances, containers, domains, networks)."""
-    removed: list[str] = []
-    for cls in DRIVER_KINDS.values():
-        removed += cls.cleanup_stale(paths)
-    return removed

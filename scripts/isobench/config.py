@@ -16,9 +16,11 @@ from typing import Any
 
 import jsonschema
 
+from . import drivers
 from .drivers import KINDS as DRIVER_KINDS
-from .drivers.base import Availability, Limits, StatePaths
-from .errors import ConfigError, Unavailable
+from .drivers.base import Availability, EnvSpec, Limits, StatePaths
+from .errors import ConfigError
+from .measure import Measure
 from .workloads import KINDS as WORKLOAD_KINDS
 
 #: environment and workload names: they become path parts, instance names and wildcards
@@ -120,10 +122,8 @@ def schema() -> dict[str, Any]:
                                "description": "memory of every LXC container (cgroup limit) and KVM guest"},
             }, description="resources of the isolated environments (native is never limited, as in the paper)"),
             "network": _obj({
-                "lxc_subnet": {"type": "string", "pattern": r"^10\.[0-9.]+/2[4-8]$", "default": "10.213.77.0/24",
-                               "description": "private subnet of the LXC bridge (isobench0)"},
-                "kvm_subnet": {"type": "string", "pattern": r"^10\.[0-9.]+/2[4-8]$", "default": "10.213.78.0/24",
-                               "description": "private subnet of the host-only libvirt network (isobench-net)"},
+                f"{kind}_subnet": {"type": "string", "pattern": r"^10\.[0-9.]+/2[4-8]$", **cls.NETWORK}
+                for kind, cls in DRIVER_KINDS.items() if cls.NETWORK
             }, description="host-only networks the pipeline creates and removes"),
             "image": _obj({
                 "suite": {"type": "string", "pattern": "^[a-z]+$", "default": "bookworm",
@@ -224,15 +224,18 @@ class Config:
     workload_targets: dict[str, float]
 
     # -- objects ---------------------------------------------------------------------------------
-    def driver(self, env: str, image_manifest: dict[str, Any] | None = None):
+    def env_spec(self, env: str) -> EnvSpec:
+        """Everything that defines an environment: its options, the limits it runs under (none for
+        native: never limited), and its driver's private subnet if it uses one."""
         opts = dict(self.environments[env])
         kind = opts.pop("driver")
-        kw = {}
-        if kind == "lxc":
-            kw["subnet"] = self.network["lxc_subnet"]
-        elif kind == "kvm":
-            kw["subnet"] = self.network["kvm_subnet"]
-        return DRIVER_KINDS[kind](env, opts, self.limits, self.paths, image_manifest or {}, **kw)
+        cls = DRIVER_KINDS[kind]
+        subnet = self.network[f"{kind}_subnet"] if cls.uses_subnet(opts) else None
+        limits = self.limits if cls.LIMITED else None
+        return EnvSpec(env, kind, opts, limits, subnet)
+
+    def driver(self, env: str, image_manifest: dict[str, Any] | None = None):
+        return drivers.create(self.env_spec(env), self.paths, image_manifest or {})
 
     def workload(self, name: str):
         params = dict(self.workloads[name])
@@ -253,32 +256,23 @@ class Config:
                            max_pair_gap_s=float(r["max_pair_gap_minutes"]) * 60)
 
     def availability(self, env: str) -> Availability:
-        try:
-            return self.driver(env).availability()
-        except Unavailable as e:
-            return Availability(False, str(e))
+        return self.driver(env).availability()
 
     # -- what rules see (a changed value reruns exactly what uses it) --------------------------
     def image_spec(self) -> dict[str, Any]:
         return dict(self.image)
 
     def env_settings(self, env: str) -> dict[str, Any]:
-        """Everything that defines an environment: its options and the limits it runs under."""
-        kind = self.environments[env]["driver"]
-        settings = {"env": env, **self.environments[env]}
-        if kind != "native":    # native is never limited and uses no pipeline network
-            settings["limits"] = {"cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib}
-        if DRIVER_KINDS[kind].uses_subnet(self.environments[env]):
-            settings["network"] = {f"{kind}_subnet": self.network[f"{kind}_subnet"]}
-        return settings
+        return self.env_spec(env).to_param()
 
     def workload_params(self, name: str) -> dict[str, Any]:
-        return {"workload": name, **self.workloads[name]}
+        return self.workload(name).to_param()
+
+    def measure(self) -> Measure:
+        return Measure(self.iterations, self.warmup_iterations, self.settle_s)
 
     def measure_settings(self) -> dict[str, Any]:
-        """How every cell is measured (a change re-measures every cell)."""
-        return {"iterations": self.iterations, "warmup_iterations": self.warmup_iterations,
-                "settle_s": self.settle_s}
+        return self.measure().to_param()
 
 
 def _unsafe_state_dir(where: str, why: str) -> ConfigError:
@@ -377,12 +371,13 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
 
 
 def _check_subnets(network: dict[str, str]) -> None:
-    """The two host-only networks: each a private IPv4 network (no host bits) of /24 to /28 (room for
-    the bridge and the instances, small enough to keep clear of the host's own), not overlapping."""
+    """The drivers' host-only networks: each a private IPv4 network (no host bits) of /24 to /28
+    (room for the bridge and the instances, small enough to keep clear of the host's own), no two
+    overlapping."""
     import ipaddress
 
     nets = {}
-    for name in ("lxc_subnet", "kvm_subnet"):
+    for name in network:
         key, value = f"config: network.{name}", str(network[name])
         try:
             net = ipaddress.ip_network(value, strict=True)
@@ -396,10 +391,11 @@ def _check_subnets(network: dict[str, str]) -> None:
             raise ConfigError(f"{key}: {net} is not a private IPv4 network (use one in 10.0.0.0/8)")
         if not 24 <= net.prefixlen <= 28:
             raise ConfigError(f"{key}: {net} has prefix length /{net.prefixlen}; use /24 to /28")
+        for other, onet in nets.items():
+            if net.overlaps(onet):
+                raise ConfigError(f"{key}: {net} overlaps network.{other} ({onet}); the host-only networks "
+                                  f"need separate ranges")
         nets[name] = net
-    if nets["kvm_subnet"].overlaps(nets["lxc_subnet"]):
-        raise ConfigError(f"config: network.kvm_subnet: {nets['kvm_subnet']} overlaps network.lxc_subnet "
-                          f"({nets['lxc_subnet']}); the two host-only networks need separate ranges")
 
 
 def load(raw: dict[str, Any] | None) -> Config:

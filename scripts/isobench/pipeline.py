@@ -17,9 +17,8 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
-from . import codehash, hostinfo, order
+from . import codehash, drivers, hostinfo, order
 from . import config as configmod
-from .cell import cleanup_all
 from .drivers import KINDS as DRIVER_KINDS
 from .errors import BenchError
 from .workloads import KINDS as WORKLOAD_KINDS
@@ -40,9 +39,7 @@ class Plan:
 
     def availability(self, env: str) -> dict[str, Any]:
         if env not in self._availability:
-            a = self.config.availability(env)
-            self._availability[env] = {"available": a.available, "reason": a.reason,
-                                       "labels": {"accel": "none", "emulated": False, **a.labels}}
+            self._availability[env] = self.config.availability(env).as_dict()
         return self._availability[env]
 
     @property
@@ -51,7 +48,10 @@ class Plan:
 
     @property
     def available_environments(self) -> list[str]:
-        return [e for e in self.environments if self.availability(e)["available"]]
+        """The environments measured: those that can run here, and those the config asked for by
+        name that cannot (their provisioning fails with the reason, so the run does not pass
+        without them)."""
+        return [e for e in self.environments if self.availability(e)["available"] or self.availability(e)["required"]]
 
     @property
     def workloads(self) -> list[str]:
@@ -126,7 +126,8 @@ class Plan:
         driver (host-side clients), the sentinel, with everything each imports from the project,
         less the parser code (codehash.measure_hash: a parser fix re-collects, never re-measures),
         plus the cell runner's own source (not its imports: it imports every workload and driver)."""
-        mods = [*self._modules(env, workload), "isobench.drivers.native", "isobench.sentinel", "isobench.image"]
+        mods = [*self._modules(env, workload), codehash.module_of(drivers.HOST_CLIENT), "isobench.sentinel",
+                "isobench.image"]
         r = self.code_root
         return f"code:{codehash.measure_hash(*mods, root=r)}+{codehash.source_hash(['isobench.cell'], root=r)}"
 
@@ -161,7 +162,12 @@ def plan_or_exit(raw: dict[str, Any]) -> Plan:
         plan = Plan(configmod.load(raw))
         for env in plan.environments:
             a = plan.availability(env)
-            if not a["available"]:
+            if a["available"]:
+                continue
+            if a["required"]:
+                print(f"isobench: environment {env} cannot run here, and the config asks for it by name: "
+                      f"{a['reason']} (its jobs fail)", file=sys.stderr)
+            else:
                 print(f"isobench: environment {env} unavailable, skipped: {a['reason']}", file=sys.stderr)
         return plan
     except BenchError as e:
@@ -309,15 +315,14 @@ def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
     take_host_lock(cfg)         # first: a refused run changes nothing, not even its own results/
     if host is not None:
         host_check(cfg, host)
-    removed = cleanup_all(cfg.paths)
+    removed = drivers.cleanup_all(cfg.paths)
     for what in removed:
         print(f"isobench: removed leftover {what}", file=sys.stderr)
 
 
 def finish(cfg: configmod.Config, success: bool, report: str) -> None:
-    from . import libvirtd
     try:
-        libvirtd.stop_started(cfg.paths.root)
+        drivers.release_all(cfg.paths)
     finally:
         release_host_lock()
     if success and os.path.exists(report):

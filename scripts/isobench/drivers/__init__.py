@@ -1,10 +1,57 @@
-"""Environment drivers by kind."""
+"""Environment drivers by kind, and the only place that turns an environment's settings into one.
 
-from .base import Driver, Instance, Limits, StatePaths
+Adding a kind: a module or package here whose Driver subclass sets ``kind``, ``OPTIONS`` (its
+config schema) and, if it creates a private network, ``NETWORK``; then list it in ``KINDS``. The
+config schema, the pipeline, the cell runner and the cleanup ask drivers only through
+:class:`Driver`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from .base import Driver, EnvSpec, Instance, Limits, StatePaths
 from .kvm import KvmDriver
 from .lxc import LxcDriver
 from .native import NativeDriver
 
 KINDS: dict[str, type[Driver]] = {d.kind: d for d in (NativeDriver, LxcDriver, KvmDriver)}
+#: the driver host-side clients run in (load generators of server workloads)
+HOST_CLIENT: type[Driver] = NativeDriver
 
-__all__ = ["KINDS", "Driver", "Instance", "Limits", "StatePaths"]
+
+def host_limits() -> Limits:
+    """What an unlimited (native) environment is sized as for host-side helpers."""
+    return Limits(os.cpu_count() or 1, 1024)
+
+
+def create(spec: EnvSpec, paths: StatePaths, image: dict[str, Any]) -> Driver:
+    """The driver of one environment."""
+    return KINDS[spec.kind](spec.env, spec.options, spec.limits or host_limits(), paths, image, subnet=spec.subnet)
+
+
+def host_client(paths: StatePaths, image: dict[str, Any]) -> Driver:
+    """Where host-side clients run (load generators of server workloads): the host itself, on the
+    same image as every environment."""
+    return HOST_CLIENT("client", {}, host_limits(), paths, image)
+
+
+def cleanup_all(paths: StatePaths) -> list[str]:
+    """Remove every host object the project created (instances, containers, domains, networks)."""
+    removed: list[str] = []
+    for cls in KINDS.values():
+        removed += cls.cleanup_stale(paths)
+    return removed
+
+
+def release_all(paths: StatePaths) -> list[str]:
+    """Stop every host daemon a driver started for the run."""
+    stopped: list[str] = []
+    for cls in KINDS.values():
+        stopped += cls.release(paths)
+    return stopped
+
+
+__all__ = ["HOST_CLIENT", "KINDS", "Driver", "EnvSpec", "Instance", "Limits", "StatePaths", "cleanup_all", "create", "host_client",
+           "release_all"]

@@ -23,8 +23,9 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
+from .. import PREFIX
 from ..errors import InstanceError
 
 log = logging.getLogger("isobench")
@@ -33,6 +34,10 @@ log = logging.getLogger("isobench")
 #: it (a host directory for native and LXC volumes, the container rootfs, the guest disk).
 DATA_DIR = "/data"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#: every host object a driver creates (instance, container, domain, network...) starts with this
+NAME_PREFIX = f"{PREFIX}-"
+#: the labels of an environment that provides the host's CPU as it is (native, LXC)
+DEFAULT_LABELS: dict[str, Any] = {"accel": "none", "emulated": False}
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,52 @@ class Limits:
 
 @dataclass(frozen=True)
 class Availability:
+    """Whether an environment can run on this host, and if not why (never an exception)."""
     available: bool
     reason: str = ""
-    #: labels recorded with every cell of this environment (e.g. accel=tcg, emulated=True)
+    #: labels recorded with every cell of this environment (e.g. accel=tcg, emulated=True); the
+    #: defaults (DEFAULT_LABELS) are filled in
     labels: dict[str, Any] = field(default_factory=dict)
+    #: the config asked for exactly this (e.g. ``accel: kvm``): if unavailable, the environment's
+    #: jobs fail with ``reason`` instead of the environment being skipped
+    required: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", {**DEFAULT_LABELS, **self.labels})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"available": self.available, "reason": self.reason, "labels": dict(self.labels),
+                "required": self.required}
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Everything that defines an environment, as one value: what the config resolves and a rule
+    passes to its script (``to_param``/``from_param``, the JSON-able form Snakemake compares).
+
+    ``limits`` is None for native (never limited); ``subnet`` is set only when the environment uses
+    its driver's private network (Driver.uses_subnet)."""
+    env: str
+    kind: str
+    options: Mapping[str, Any]
+    limits: Limits | None = None
+    subnet: str | None = None
+
+    def to_param(self) -> dict[str, Any]:
+        param: dict[str, Any] = {"env": self.env, "driver": self.kind, **self.options}
+        if self.limits is not None:
+            param["limits"] = {"cpus": self.limits.cpus, "memory_mib": self.limits.memory_mib}
+        if self.subnet is not None:
+            param["network"] = {f"{self.kind}_subnet": self.subnet}
+        return param
+
+    @classmethod
+    def from_param(cls, param: Mapping[str, Any]) -> "EnvSpec":
+        p = dict(param)
+        env, kind = p.pop("env"), p.pop("driver")
+        lim = p.pop("limits", None)
+        subnet = (p.pop("network", None) or {}).get(f"{kind}_subnet")
+        return cls(env, kind, p, Limits(lim["cpus"], lim["memory_mib"]) if lim else None, subnet)
 
 
 @dataclass(frozen=True)
@@ -218,33 +265,62 @@ class Instance(ABC):
 
 
 class Driver(ABC):
-    """One kind of environment. Constructed from a named environment of the config."""
+    """One kind of environment, owning everything platform-specific about it. Constructed from a
+    named environment of the config (:class:`EnvSpec`, through ``isobench.drivers.create``).
+
+    The pipeline asks a driver only what this interface offers: whether it can run here
+    (``availability``, never raising), what it needs built once (``provision``), instances
+    (``start``), whether an instance got what it was given (``check_resources``), its settings as
+    recorded, and, for the whole kind, removing leftovers (``cleanup_stale``) and stopping the
+    daemons it started (``release``)."""
 
     kind: ClassVar[str]
     #: JSON-schema properties of this driver's options in ``environments.<name>`` (besides driver)
     OPTIONS: ClassVar[dict[str, Any]] = {}
+    #: the private host-only network this kind creates, if any: ``network.<kind>_subnet`` in the
+    #: config ({"default": "10.x.y.0/24", "description": ...})
+    NETWORK: ClassVar[dict[str, str] | None] = None
+    #: whether instances run under the configured ``limits`` (native: never limited, as in the paper)
+    LIMITED: ClassVar[bool] = True
 
-    def __init__(self, env: str, options: dict[str, Any], limits: Limits, paths: StatePaths,
-                 image: dict[str, Any]):
+    def __init__(self, env: str, options: Mapping[str, Any], limits: Limits, paths: StatePaths,
+                 image: dict[str, Any], *, subnet: str | None = None):
         self.env = env
-        self.options = options
+        self.options = dict(options)
         self.limits = limits
         self.paths = paths
         self.image = image
+        self.subnet = subnet if subnet is not None else (self.NETWORK or {}).get("default")
+
+    def option(self, key: str) -> Any:
+        """An option's value, or its schema default."""
+        return self.options.get(key, self.OPTIONS[key].get("default"))
 
     def availability(self) -> Availability:
-        """Whether this environment can run here; cheap, needs no daemon."""
+        """Whether this environment can run here, and why not; cheap, needs no daemon, never raises."""
         return Availability(True)
 
     @classmethod
-    def uses_subnet(cls, options: dict[str, Any]) -> bool:
-        """Whether instances with these options use the pipeline's private network of this kind
-        (``network.<kind>_subnet``): only then is the subnet part of the environment's identity."""
+    def uses_subnet(cls, options: Mapping[str, Any]) -> bool:
+        """Whether instances with these options use this kind's private network (NETWORK): only
+        then is the subnet part of the environment's identity."""
         return False
+
+    def provision(self) -> dict[str, Any]:
+        """Build (or find cached) what every instance needs beyond the shared image; return its
+        manifest (recorded in results/provision/<env>.json). Called only when available."""
+        return {}
 
     @abstractmethod
     def start(self, name: str) -> Instance:
         """Start a fresh instance called ``name`` (removing a stale one of that name first)."""
+
+    def check_resources(self, inside: dict[str, Any]) -> None:
+        """Raise InstanceError unless the instance sees the CPUs it was given (``inside`` is
+        Instance.describe()); a driver whose instances see more checks more."""
+        if inside.get("nproc") != self.limits.cpus:
+            raise InstanceError(f"environment {self.env}: sees {inside.get('nproc')} CPUs, configured "
+                                f"{self.limits.cpus}")
 
     def settings(self) -> dict[str, Any]:
         """The environment's settings as recorded with every cell (the report's methods section)."""
@@ -253,6 +329,12 @@ class Driver(ABC):
     @classmethod
     def cleanup_stale(cls, paths: StatePaths) -> list[str]:
         """Remove every host object of this kind the project left behind; return what was removed."""
+        return []
+
+    @classmethod
+    def release(cls, paths: StatePaths) -> list[str]:
+        """Stop the host daemons this kind started for the run (none are left behind); return what
+        was stopped."""
         return []
 
 

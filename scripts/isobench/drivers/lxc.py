@@ -16,16 +16,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..errors import BenchError, InstanceError
+from ..errors import InstanceError, Unavailable
 from ..hostinfo import cgroup_layout, hosts_file
 from ..util import run
 from . import hostnet
-from .base import DATA_DIR, GUEST_PATH, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
+from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
 from .mounts import remove_tree
 
 log = logging.getLogger("isobench")
 
-NAME_PREFIX = "isobench-"
 BRIDGE = "isobench0"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -220,9 +219,7 @@ class LxcDriver(Driver):
                                    "AUFS) or a bind-mounted host directory (Docker volume)"},
     }
 
-    def __init__(self, *args, subnet: str = "10.213.77.0/24", **kw):
-        super().__init__(*args, **kw)
-        self.subnet = subnet
+    NETWORK = {"default": "10.213.77.0/24", "description": "private subnet of the LXC bridge (isobench0)"}
 
     @classmethod
     def uses_subnet(cls, options: dict[str, Any]) -> bool:
@@ -233,13 +230,17 @@ class LxcDriver(Driver):
         return self.paths.root / "lxc"
 
     def availability(self) -> Availability:
-        # missing tools are an installation problem, not a property of the host: fail the run
+        # missing tools are an installation problem, not a property of the host: the environment's
+        # jobs fail (required), it is not skipped
         if shutil.which("lxc-start") is None:
-            raise BenchError("lxc tools not found (lxc-start): install the 'lxc' package (./install.sh does)")
+            return Availability(False, "lxc tools not found (lxc-start): install the 'lxc' package "
+                                       "(./install.sh does)", required=True)
         return Availability(True)
 
     def start(self, name: str) -> Instance:
-        self.availability()
+        avail = self.availability()
+        if not avail.available:
+            raise Unavailable(f"environment {self.env}: {avail.reason}")
         self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o700)
         destroy_container(self.lxcpath, name)
         return LxcInstance(name, self)

@@ -13,10 +13,8 @@ from typing import Sequence
 
 from ..hostinfo import hosts_file
 from ..util import run
-from .base import DATA_DIR, GUEST_PATH, Driver, Endpoint, Instance
+from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Driver, Endpoint, Instance
 from .mounts import mount_overlay, remove_tree
-
-NAME_PREFIX = "isobench-"
 
 
 class NativeInstance(Instance):
@@ -58,6 +56,10 @@ class NativeInstance(Instance):
 class NativeDriver(Driver):
     kind = "native"
     OPTIONS: dict = {}
+    LIMITED = False
+
+    def check_resources(self, inside: dict) -> None:
+        """Native is never limited (as in the paper): nothing to compare."""
 
     def start(self, name: str) -> Instance:
         base = self.paths.instance_dir(name)

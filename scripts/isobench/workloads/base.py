@@ -78,6 +78,10 @@ class Workload(ABC):
         self.name = name
         self.params = params
 
+    def to_param(self) -> dict[str, Any]:
+        """The workload as one value a rule passes to its script (workloads.from_param reverses it)."""
+        return {"workload": self.name, "kind": self.kind, **self.params}
+
     def prepare(self, ctx: Context) -> None:
         """Make the datasets this workload reads; runs once per cell and is not measured."""
 

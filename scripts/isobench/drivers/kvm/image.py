@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import BenchError
-from .hostinfo import hosts_file
-from .util import read_json, run, stable_hash, write_json
+from ...errors import BenchError
+from ...hostinfo import hosts_file
+from ...util import read_json, run, stable_hash, write_json
 
 #: bump when anything below changes what ends up in the artifacts
 RECIPE_VERSION = 1

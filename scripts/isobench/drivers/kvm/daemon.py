@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from .errors import InstanceError
-from .util import read_json, run, write_json
+from ...errors import InstanceError
+from ...util import read_json, run, write_json
 
 try:
     import libvirt
@@ -73,6 +73,11 @@ def daemon_pid(name: str, pidfile: Path) -> int | None:
         return None
     comm, _, rest = state.partition(") ")
     return pid if comm.endswith(f"({name}") and not rest.startswith("Z") else None
+
+
+def running() -> dict[str, int]:
+    """The libvirt daemons running now, by name: their pid."""
+    return {name: pid for name, pidfile in DAEMONS if (pid := daemon_pid(name, pidfile)) is not None}
 
 
 def ensure_kvm_device_group() -> None:

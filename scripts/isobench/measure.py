@@ -1,0 +1,21 @@
+"""How a cell is measured, as one value that crosses the rule boundary (config -> run_cell)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How every cell is measured (a change re-measures every cell)."""
+    iterations: int
+    warmup_iterations: int
+    settle_s: float = 0.0
+
+    def to_param(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_param(cls, param: dict[str, Any]) -> "Measure":
+        return cls(**param)     # an unknown key is an error, never dropped
