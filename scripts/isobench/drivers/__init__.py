@@ -1,22 +1,35 @@
 """Environment drivers by kind, and the only place that turns an environment's settings into one.
 
-Adding a kind: a module or package here whose Driver subclass sets ``kind``, ``OPTIONS`` (its
-config schema) and, if it creates a private network, ``NETWORK``; then list it in ``KINDS``. The
-config schema, the pipeline, the cell runner and the cleanup ask drivers only through
+Adding a kind: a module or package in this directory whose Driver subclass sets ``kind``,
+``OPTIONS`` (its config schema) and, if it creates a private network, ``NETWORK``. It is found
+here by itself (every module of this package is imported and its Driver subclasses registered);
+the config schema, the pipeline, the cell runner and the cleanup ask drivers only through
 :class:`Driver`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 from typing import Any
 
 from .base import Driver, EnvSpec, Instance, Limits, StatePaths
-from .kvm import KvmDriver
-from .lxc import LxcDriver
 from .native import NativeDriver
 
-KINDS: dict[str, type[Driver]] = {d.kind: d for d in (NativeDriver, LxcDriver, KvmDriver)}
+
+def _discover() -> dict[str, type[Driver]]:
+    found: dict[str, type[Driver]] = {}
+    for mod in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Driver) and "kind" in vars(obj):
+                found[obj.kind] = obj
+    return dict(sorted(found.items(), key=lambda kv: (kv[1].ORDER, kv[0])))
+
+
+#: every driver kind, in the order environments are listed (Driver.ORDER)
+KINDS: dict[str, type[Driver]] = _discover()
 #: the driver host-side clients run in (load generators of server workloads)
 HOST_CLIENT: type[Driver] = NativeDriver
 

@@ -282,6 +282,8 @@ class Driver(ABC):
     NETWORK: ClassVar[dict[str, str] | None] = None
     #: whether instances run under the configured ``limits`` (native: never limited, as in the paper)
     LIMITED: ClassVar[bool] = True
+    #: where the kind is listed among the others (schema, network keys): lower first
+    ORDER: ClassVar[int] = 100
 
     def __init__(self, env: str, options: Mapping[str, Any], limits: Limits, paths: StatePaths,
                  image: dict[str, Any], *, subnet: str | None = None):

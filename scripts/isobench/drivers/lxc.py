@@ -210,6 +210,7 @@ def destroy_container(lxcpath: Path, name: str) -> None:
 
 class LxcDriver(Driver):
     kind = "lxc"
+    ORDER = 10
     OPTIONS = {
         "net": {"enum": ["bridge", "nat", "host"], "default": "bridge",
                 "description": "bridge: veth on the private bridge; nat: clients go through a DNAT rule on "

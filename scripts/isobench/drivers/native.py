@@ -55,6 +55,7 @@ class NativeInstance(Instance):
 
 class NativeDriver(Driver):
     kind = "native"
+    ORDER = 0
     OPTIONS: dict = {}
     LIMITED = False
 

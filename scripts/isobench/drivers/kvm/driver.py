@@ -220,6 +220,7 @@ class KvmDriver(Driver):
     """KVM virtual machines through libvirt (TCG emulation only as an explicit, labelled opt-in)."""
 
     kind = "kvm"
+    ORDER = 20
     OPTIONS = {
         "accel": {"enum": ["auto", "kvm", "tcg"], "default": "auto",
                   "description": "auto/kvm: hardware KVM (or KVM with guest_kernel on a PVM host), otherwise "
