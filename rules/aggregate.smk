@@ -1,6 +1,7 @@
 # aggregate: every cell of every workload's final rounds -> one dataset, per-environment statistics,
-# overhead against native paired per round with t-intervals, the A/A noise floor and the precision
-# each workload reached (scripts/isobench/aggregate.py, stats.py).
+# overhead against native paired per round with t-intervals, the A/A noise floor, the precision
+# each workload reached, the comparison with the paper, the missing results and each environment's
+# status (scripts/isobench/aggregate.py, compare.py, stats.py). Each output is passed by its name.
 
 
 rule aggregate:
@@ -8,6 +9,8 @@ rule aggregate:
         cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl)],
         batches=expand("results/rounds/{workload}/final.json", workload=PLAN.workloads),
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
+        workloads="results/provision/workloads.json",
+        paper=f"{workflow.basedir}/report/paper_results.yaml",
     output:
         cells="results/aggregate/cells.parquet",
         summary="results/aggregate/summary.parquet",
@@ -18,12 +21,18 @@ rule aggregate:
         calibration_csv="results/aggregate/calibration.csv",
         precision="results/aggregate/precision.parquet",
         precision_csv="results/aggregate/precision.csv",
+        paper="results/aggregate/paper.parquet",
+        paper_csv="results/aggregate/paper.csv",
+        missing="results/aggregate/missing.parquet",
+        missing_csv="results/aggregate/missing.csv",
+        environments="results/aggregate/environments.parquet",
+        environments_csv="results/aggregate/environments.csv",
+    log:
+        "results/logs/aggregate.log",
+    resources:
+        bench=1,
     params:
         seed=CFG.seed,
         code=PLAN.stats_code(),
-    resources:
-        bench=1,
-    log:
-        "results/logs/aggregate.log",
     script:
         "../scripts/aggregate.py"

@@ -18,22 +18,34 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from isobench import aggregate as agg  # noqa: E402
 from isobench import report  # noqa: E402
-from test_stats import UNAVAILABLE, WORKLOADS, make_run  # noqa: E402
+from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 IMG_SRC = re.compile(r"<img\b[^>]*\bsrc=['\"]([^'\"]*)['\"]", re.I)
 
 
+def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
+                  warmups: list | None = None) -> report.Inputs:
+    """The report's named inputs: the aggregate tables it reads and the run's records."""
+    return report.Inputs.of({"summary": out.summary, "overhead": out.overhead, "calibration": out.calibration,
+                             "precision": out.precision, "paper": out.paper, "missing": out.missing,
+                             "environments": out.environments,
+                             "envs": paths["manifests"] if manifests is None else manifests,
+                             "warmups": paths["warmups"] if warmups is None else warmups,
+                             "workloads": paths["workloads"]})
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("report")
     paths = make_run(root)
-    agg.aggregate(paths["cells"], paths["manifests"], root / "aggregate", batches=paths["batches"])
+    out = agg_outputs(root / "aggregate")
+    agg.aggregate(paths["cells"], paths["manifests"], out, batches=paths["batches"],
+                  workloads_json=paths["workloads"])
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
-    written = report.build_report(root / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
-                                  html_path, figures)
-    return {**paths, "root": root, "html_path": html_path, "html": html_path.read_text(), "figures": figures,
+    written = report.build_report(report_inputs(out, paths), html_path, figures)
+    return {**paths, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(), "figures": figures,
             "written": written}
 
 
@@ -102,8 +114,7 @@ def test_methods_and_rule(built):
 
 def test_deterministic(built, tmp_path):
     again = tmp_path / "again.html"
-    report.build_report(built["root"] / "aggregate", built["manifests"], built["warmups"], built["workloads"],
-                        again, tmp_path / "figures")
+    report.build_report(report_inputs(built["out"], built), again, tmp_path / "figures")
     assert again.read_bytes() == built["html_path"].read_bytes()
 
 
@@ -145,9 +156,10 @@ def test_report_without_any_results(tmp_path):
     root = tmp_path
     paths = make_run(root)
     manifests = [p for p in paths["manifests"] if p.stem in UNAVAILABLE]
-    agg.aggregate([], manifests, root / "aggregate")
+    tables = agg_outputs(root / "aggregate")
+    agg.aggregate([], manifests, tables, workloads_json=paths["workloads"])
     out = root / "r.html"
-    written = report.build_report(root / "aggregate", manifests, [], paths["workloads"], out, root / "figures")
+    written = report.build_report(report_inputs(tables, paths, manifests, []), out, root / "figures")
     html = out.read_text()
     assert written == [] and "No results at all" in html and "No results for this workload" in html
     assert "lxc-start not found" in html
@@ -161,9 +173,10 @@ def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
     monkeypatch.setitem(test_stats.WORKLOADS, "mixed", ("mixed", {}, {"rps": ("req/s", True, 10.0)},
                                                         ["", "connections=1", "connections=10"]))
     paths = make_run(tmp_path)
-    agg.aggregate(paths["cells"], paths["manifests"], tmp_path / "aggregate", batches=paths["batches"])
-    written = report.build_report(tmp_path / "aggregate", paths["manifests"], paths["warmups"], paths["workloads"],
-                                  tmp_path / "r.html", tmp_path / "figures")
+    tables = agg_outputs(tmp_path / "aggregate")
+    agg.aggregate(paths["cells"], paths["manifests"], tables, batches=paths["batches"],
+                  workloads_json=paths["workloads"])
+    written = report.build_report(report_inputs(tables, paths), tmp_path / "r.html", tmp_path / "figures")
     names = {p.name for p in written}
     assert {"kv.png", "mixed.png", "mixed-bars.png"} <= names
     html = (tmp_path / "r.html").read_text()

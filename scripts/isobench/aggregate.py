@@ -2,8 +2,9 @@
 
 The round is the statistical unit (:mod:`isobench.rounds`): each cell reduces to one value per
 metric and sweep point (the median of its measured iterations), and the rounds, not the
-iterations, are what intervals are taken over. ``aggregate()`` writes into ``out_dir`` (each file
-atomically, complete or absent):
+iterations, are what intervals are taken over. ``aggregate()`` writes these tables, each to the
+path its :class:`Outputs` field names (the rule's named outputs; each file atomically, complete or
+absent):
 
 * ``cells.parquet``: every row of every cell (schema.SCHEMA) plus ``outlier`` (Tukey's fences
   within its env x workload x metric x point group; always False for warm-up rows) and ``flagged``
@@ -21,7 +22,14 @@ atomically, complete or absent):
   percentile of the A/A pair's absolute per-round differences;
 * ``precision.parquet`` / ``precision.csv``: per workload the target, the rounds measured, usable
   and flagged (with the reasons), the worst half-width reached, whether a cap stopped it, and the
-  rounds the ideal (1.96 SD / h)^2 implies for the observed paired SD.
+  rounds the ideal (1.96 SD / h)^2 implies for the observed paired SD;
+* ``paper`` / ``paper_csv``: every overhead row against Felter et al.'s ratio with its verdict
+  (:func:`isobench.compare.paper_table`; the paper's figures, ``report/paper_results.yaml``, are an
+  input of this stage); the band tolerance is stored as ``paper_tolerance`` in its metadata;
+* ``missing`` / ``missing_csv``: missing cells and workloads without baseline results
+  (:func:`isobench.compare.missing_table`);
+* ``environments`` / ``environments_csv``: each environment's status, emulation and paper
+  counterparts (:func:`isobench.compare.environments_table`).
 
 The parameters used (seed, rules) are stored as JSON in the ``isobench_stats`` schema metadata of
 every Parquet output, so the report can state them without being told.
@@ -37,15 +45,18 @@ import itertools
 import json
 import logging
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import rounds, stats
+from . import compare, rounds, stats
+from . import paper as paperlib
 from .schema import SCHEMA
 from .util import atomic_write_bytes, read_json
 
@@ -380,10 +391,41 @@ def stats_metadata(*, baseline: str, seed: int, pairs: list[tuple[str, str]]) ->
             "noise_floor": "95th percentile of the absolute per-round A/A differences"}
 
 
-def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, *,
-              batches: list[Path] = (), baseline: str = "native", seed: int = 20150329) -> None:
-    """Write cells, summary, overhead, calibration and precision tables into out_dir (module doc)."""
-    out_dir = Path(out_dir)
+@dataclass(frozen=True)
+class Outputs:
+    """Where each table goes: one field per named output of the rule (rules/aggregate.smk)."""
+    cells: Path
+    summary: Path
+    summary_csv: Path
+    overhead: Path
+    overhead_csv: Path
+    calibration: Path
+    calibration_csv: Path
+    precision: Path
+    precision_csv: Path
+    paper: Path
+    paper_csv: Path
+    missing: Path
+    missing_csv: Path
+    environments: Path
+    environments_csv: Path
+
+    @classmethod
+    def of(cls, named: dict[str, Any]) -> Outputs:
+        """From the rule's named outputs; a name too many or too few is an error."""
+        want = {f.name for f in fields(cls)}
+        if set(named) != want:
+            raise ValueError(f"aggregate outputs: expected {sorted(want)}, got {sorted(named)}")
+        return cls(**{k: Path(v) for k, v in named.items()})
+
+
+def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *,
+              batches: list[Path] = (), workloads_json: Path | None = None,
+              paper_results: Path | str = paperlib.DEFAULT_PATH, baseline: str = "native",
+              seed: int = 20150329) -> None:
+    """Write every table of the module doc to its path in ``out``. ``workloads_json`` (the workload
+    descriptions with the run record under ``_run``) matches workloads to the paper's and lists the
+    planned cells; without it no workload has a paper counterpart and no cell is listed missing."""
     cells = read_cells(cell_files)
     manifests = read_manifests(env_manifests)
     records = [read_json(p) for p in sorted(map(Path, batches), key=str)]
@@ -408,13 +450,25 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out_dir: Path, 
                                              .to_numpy(dtype=bool), flagged=flags.to_numpy(dtype=bool)),
                                 preserve_index=False)
     extra = [pa.field("outlier", pa.bool_(), nullable=False), pa.field("flagged", pa.bool_(), nullable=False)]
-    _write_parquet(full.cast(pa.schema([*SCHEMA, *extra], metadata=SCHEMA.metadata)), out_dir / "cells.parquet", meta)
-    _write(summary, out_dir / "summary.parquet", out_dir / "summary.csv", meta)
-    _write(over, out_dir / "overhead.parquet", out_dir / "overhead.csv", meta)
-    _write(calib, out_dir / "calibration.parquet", out_dir / "calibration.csv", meta)
-    _write(prec, out_dir / "precision.parquet", out_dir / "precision.csv", meta)
-    log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads", len(cells),
-             len(summary), len(over), len(calib), len(prec))
+    _write_parquet(full.cast(pa.schema([*SCHEMA, *extra], metadata=SCHEMA.metadata)), out.cells, meta)
+    _write(summary, out.summary, out.summary_csv, meta)
+    _write(over, out.overhead, out.overhead_csv, meta)
+    _write(calib, out.calibration, out.calibration_csv, meta)
+    _write(prec, out.precision, out.precision_csv, meta)
+
+    described = dict(read_json(workloads_json)) if workloads_json is not None else {}
+    run = described.pop("_run", None) or {}
+    paper = paperlib.load(paper_results)
+    comparison = compare.paper_table(over, manifests, described, paper)
+    missing = _frame(compare.missing_table(summary, manifests, run, described,
+                                           {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline),
+                     compare.MISSING_COLUMNS)
+    envs = _frame(compare.environments_table(summary, manifests, paper), compare.ENVIRONMENT_COLUMNS)
+    _write(comparison, out.paper, out.paper_csv, {**meta, "paper_tolerance": paper.tolerance})
+    _write(missing, out.missing, out.missing_csv, meta)
+    _write(envs, out.environments, out.environments_csv, meta)
+    log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads, %d missing", len(cells),
+             len(summary), len(over), len(calib), len(prec), len(missing))
 
 
 def read_metadata(parquet: Path) -> dict[str, Any]:

@@ -2,13 +2,7 @@
 
 Everything here is a pure function of its arguments, so the same inputs give the same numbers:
 
-* **Centre and spread**: median (robust to the odd slow iteration), mean, sample standard deviation
-  (ddof=1) and coefficient of variation (stdev / mean).
-* **95 % CI of the median**: ``scipy.stats.bootstrap``, percentile method, ``n_boot`` resamples.
-  The percentile method, not BCa: the median of few values is a discrete statistic and BCa's
-  jackknife acceleration is unstable for it. With fewer than :data:`MIN_N_CI` values no interval is
-  computed (NaN, and ``ci_note`` says so); below :data:`SMALL_N` the interval is flagged as
-  approximate, because a bootstrap of a median of few values cannot reach beyond the observed range.
+* **Interval of a mean** (:func:`mean_interval`): the t-interval of the mean of a group's values.
 * **Outliers**: Tukey's fences, a value outside [Q1 - 1.5 IQR, Q3 + 1.5 IQR] of its group is flagged
   (needs at least :data:`MIN_N_OUTLIER` values). Flagged values are reported, never dropped: the
   median is robust to them already, and dropping would hide real variability (e.g. a noisy
@@ -25,7 +19,10 @@ Everything here is a pure function of its arguments, so the same inputs give the
   target half-width h needs for a paired SD s are about (1.96 s / log(1 + h))^2
   (:func:`rounds_for`, pyperf's sample-size rule in log space).
 * **Ratio of medians** (:func:`ratio_of_medians`, environment / baseline) with a 95 % CI from an
-  independent two-sample bootstrap: kept for unpaired comparisons only (never for overheads).
+  independent two-sample bootstrap (``scipy.stats.bootstrap``, percentile method: the median of
+  few values is a discrete statistic and BCa's jackknife acceleration is unstable for it; fewer
+  than :data:`MIN_N_CI` values per group give no interval, fewer than :data:`SMALL_N` an
+  approximate one): kept for unpaired comparisons only (never for overheads).
 * **False discovery rate**: the p-values of all overheads of a report are adjusted with
   Benjamini-Hochberg (:func:`bh_adjust`); an overhead is *significant* when its adjusted value is
   below 1 - confidence.
@@ -45,7 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
@@ -103,48 +100,8 @@ def _bootstrap(data: tuple[np.ndarray, ...], statistic, rng: np.random.Generator
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _median(x, axis=-1):
-    return np.median(x, axis=axis)
-
-
 def _ratio_of_medians(x, y, axis=-1):
     return np.median(x, axis=axis) / np.median(y, axis=axis)
-
-
-@dataclass(frozen=True)
-class GroupStats:
-    n: int
-    n_nonfinite: int
-    median: float
-    mean: float
-    stdev: float
-    cv: float
-    ci_low: float
-    ci_high: float
-    ci_note: str
-    n_outliers: int
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-def describe(values, rng: np.random.Generator, n_boot: int = 2000) -> GroupStats:
-    """Centre, spread, CI of the median and outlier count of one group of measured values."""
-    raw = np.asarray(values, dtype=np.float64)
-    x = finite(raw)
-    n = int(x.size)
-    nan = float("nan")
-    if n == 0:
-        return GroupStats(0, int(raw.size), nan, nan, nan, nan, nan, nan, "no finite values", 0)
-    median, mean = float(np.median(x)), float(np.mean(x))
-    stdev = float(np.std(x, ddof=1)) if n > 1 else nan
-    cv = stdev / mean if n > 1 and mean != 0 else nan
-    note = _small_n_note(n)
-    lo = hi = nan
-    if n >= MIN_N_CI:
-        lo, hi = _bootstrap((x,), _median, rng, n_boot)
-    return GroupStats(n, int(raw.size - n), median, mean, stdev, cv, lo, hi, note,
-                      int(outlier_mask(x).sum()))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,87 @@
+"""What the aggregate stage derives for the report besides the statistics: the paper comparison, the
+missing results and each environment's status. The report only reads these tables.
+
+* :func:`paper_table`: one row per overhead row with the paper's ratio beside ours and the verdict
+  (the rule and the columns: :mod:`isobench.paper`, :data:`isobench.paper.COMPARISON_COLUMNS`);
+* :func:`missing_table`: the results that are not there, see :data:`MISSING_COLUMNS`. ``scope``
+  ``cell``: a cell of an available environment in a round its workload measured that has no
+  results (failed, or not run; the rounds the sentinel flagged are not missing, they are listed
+  with the precision); ``baseline``: a workload with results but none of the baseline, so no
+  overhead is computed for it (``reason`` says why; ``env`` is the baseline, ``round`` 0);
+* :func:`environments_table`: per environment (every manifest and every environment with
+  results) its driver, availability, whether its CPU is emulated (by its manifest's labels or by
+  any of its results), whether it has results, and the paper configurations it stands for, see
+  :data:`ENVIRONMENT_COLUMNS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from . import paper as paperlib
+
+MISSING_COLUMNS = {"scope": "string", "env": "string", "workload": "string", "round": "int64", "reason": "string"}
+MISSING_CELL_REASON = "no results (failed, or not run)"
+
+ENVIRONMENT_COLUMNS = {"env": "string", "driver": "string", "available": "bool", "reason": "string",
+                       "emulated": "bool", "has_results": "bool", "paper_configs": "string"}
+
+
+def paper_table(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]],
+                workloads: dict[str, dict[str, Any]], paper: paperlib.Paper) -> pd.DataFrame:
+    """Every overhead row against the paper (isobench.paper.compare)."""
+    return paperlib.compare(overhead, manifests, workloads, paper)
+
+
+def emulated_envs(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]]) -> set[str]:
+    """Emulated by its manifest's labels or by any of its result rows."""
+    by_rows = set(summary.loc[summary["emulated"].astype(bool), "env"])
+    by_labels = {e for e, m in manifests.items() if (m.get("labels") or {}).get("emulated")}
+    return by_rows | by_labels
+
+
+def environments_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]],
+                       paper: paperlib.Paper) -> list[dict[str, Any]]:
+    """One row per environment, sorted by name (the report orders them for reading)."""
+    with_results = set(summary["env"])
+    drivers = {r.env: str(r.driver) for r in summary.drop_duplicates("env").itertuples()}
+    emulated = emulated_envs(summary, manifests)
+    rows = []
+    for env in sorted(set(manifests) | with_results):
+        m = manifests.get(env)
+        configs = ""
+        if m is not None and env not in emulated:
+            facts = paperlib.env_facts(m)
+            configs = ", ".join(c.label for c in paper.configurations.values() if paperlib.matches(c.match, facts))
+        rows.append({"env": env, "driver": str(m.get("driver", "")) if m is not None else drivers.get(env, ""),
+                     "available": bool((m or {}).get("available", env in with_results)),
+                     "reason": (m or {}).get("reason", ""), "emulated": env in emulated,
+                     "has_results": env in with_results, "paper_configs": configs})
+    return rows
+
+
+def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], run: dict[str, Any],
+                  workloads: dict[str, dict[str, Any]], rounds_measured: dict[str, int],
+                  flagged: dict[str, dict[int, str]], baseline: str) -> list[dict[str, Any]]:
+    """Missing cells (in the run's order of environments and workloads, then by round), then the
+    workloads without baseline results (by name)."""
+    envs = [e for e in run.get("environments", manifests) if manifests.get(e, {}).get("available", True)]
+    wls = run.get("workloads", list(workloads))
+    have = set()
+    for r in summary.itertuples():
+        for rnd in str(r.rounds).split(","):
+            if rnd:
+                have.add((r.env, r.workload, int(rnd)))
+    rows = [{"scope": "cell", "env": e, "workload": w, "round": rnd, "reason": MISSING_CELL_REASON}
+            for e in envs for w in wls for rnd in range(1, rounds_measured.get(w, 0) + 1)
+            if (e, w, rnd) not in have and rnd not in flagged.get(w, {})]
+    gaps = sorted(set(summary["workload"]) - set(summary.loc[summary["env"] == baseline, "workload"]))
+    if gaps:
+        m = manifests.get(baseline)
+        why = ("the baseline environment is unavailable: " + m.get("reason", "")
+               if m is not None and not m.get("available", True)
+               else "its baseline cells are missing (failed or not run)")
+        rows += [{"scope": "baseline", "env": baseline, "workload": w, "round": 0, "reason": why} for w in gaps]
+    return rows

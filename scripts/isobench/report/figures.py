@@ -1,0 +1,352 @@
+"""The report's figures (matplotlib, PNG bytes without metadata so the same inputs give the same bytes).
+
+Per workload: lines for metrics swept over a numeric point (connections=10), bars for the others (a
+panel per metric and point), latency percentiles (``*lat*_pNN``) as lines; and the at-a-glance
+forest plot of every primary overhead. Emulated (TCG) environments are hatched or dashed and labelled
+EMULATED; the paper's ratio (from the aggregate stage's comparison table) is drawn only where it is
+comparable.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .. import paper as paperlib
+from .fmt import (
+    finite,
+    fmt,
+    is_sweep,
+    percentile_of,
+    point_key,
+    point_name,
+    point_value,
+    short_effect,
+)
+from .inputs import ReportData
+
+LXC_COLORS = ["#1f77b4", "#4a9bd6", "#17becf", "#2c5f8a", "#6baed6", "#08519c"]
+KVM_COLORS = ["#d62728", "#ff7f0e", "#b35806", "#e6550d"]
+NATIVE_COLORS = ["#333333", "#8c8c8c", "#5a5a5a"]
+EMULATED_COLOR = "#c7c7c7"
+#: file name of the at-a-glance figure (a hyphen: no workload name can produce it)
+OVERVIEW = "at-a-glance.png"
+DPI = 96
+
+
+def env_colors(data: ReportData) -> dict[str, str]:
+    """A fixed colour per environment: greys for native, blues for LXC, reds for KVM, pale for emulated."""
+    out, counters = {}, {"native": 0, "lxc": 0, "kvm": 0}
+    palettes = {"native": NATIVE_COLORS, "lxc": LXC_COLORS, "kvm": KVM_COLORS}
+    for env in data.envs():
+        if data.is_emulated(env):
+            out[env] = EMULATED_COLOR
+            continue
+        d = data.driver(env)
+        pal = palettes.get(d, NATIVE_COLORS)
+        i = counters.get(d, 0)
+        counters[d] = i + 1
+        out[env] = pal[i % len(pal)]
+    return out
+
+
+
+def _bar_tick(data: ReportData, env: str, eff) -> str:
+    """The x label of a bar: the environment and its effect against the baseline (or EMULATED)."""
+    if data.is_emulated(env):
+        return f"{env}\nEMULATED (TCG)"
+    if env == data.baseline or eff is None:
+        return env
+    text = short_effect(eff.overhead_pct)
+    return f"{env}\n{text}{' (n.s.)' if not eff.significant and finite(eff.overhead_pct) else ''}"
+
+
+
+def png_bytes(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+
+
+def _grid(n: int, ncols: int = 2, w: float = 5.4, h: float = 3.8) -> tuple[Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(max(w * ncols, 8.0), h * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _maybe_log(ax, values: list[float]) -> None:
+    """Log scale when values span more than 10x (an emulated environment would flatten the rest),
+    and only when all are positive (a zero bar would vanish)."""
+    vals = [float(v) for v in values if finite(v)]
+    if vals and min(vals) > 0 and max(vals) / min(vals) > 10:
+        ax.set_yscale("log")
+
+
+def paper_lookup(data: ReportData, workload: str) -> dict[tuple[str, str, str], float]:
+    """(env, metric, point) -> the paper's ratio, for comparable rows only (never emulated ones)."""
+    c = data.comparison
+    c = c[(c["workload"] == workload) & c["verdict"].isin(paperlib.JUDGED)]
+    return {(r.env, r.metric, r.point): float(r.paper_ratio) for r in c.itertuples() if finite(r.paper_ratio)}
+
+
+def effects_of(data: ReportData, workload: str) -> dict[tuple[str, str, str], Any]:
+    o = data.overhead[data.overhead["workload"] == workload]
+    return {(r.env, r.metric, r.point): r for r in o.itertuples()}
+
+
+def _err(row) -> tuple[float, float]:
+    lo = row.mean - row.ci_low if finite(row.ci_low) else 0.0
+    hi = row.ci_high - row.mean if finite(row.ci_high) else 0.0
+    return max(lo, 0.0), max(hi, 0.0)
+
+
+def _fit_to_real(ax, data: ReportData, xs: list[str], rows: dict, markers: list[float]) -> None:
+    """Scale the bar axis to the non-emulated environments, so their differences stay visible.
+
+    An emulated bar that would tower over them (TCG latency is often 20x native) is clipped at the
+    top of the axis and its value printed on it; a log axis is used only when the real environments
+    themselves span more than 10x.
+    """
+    real = [e for e in xs if not data.is_emulated(e)]
+    tops = [max(rows[e].mean, rows[e].ci_high if finite(rows[e].ci_high) else rows[e].mean) for e in real]
+    tops = [t for t in tops + markers if finite(t)]
+    _maybe_log(ax, [rows[e].mean for e in real] + markers)
+    if ax.get_yscale() == "log" or not tops or max(tops) <= 0:
+        ax.margins(y=0.1)
+        return
+    limit = max(tops) * 1.15
+    if any(rows[e].mean > limit for e in xs):
+        ax.set_ylim(top=limit)
+        for i, e in enumerate(xs):
+            if rows[e].mean > limit:
+                ax.annotate(f"{fmt(rows[e].mean)} ↑ (off scale)", (i, limit), xytext=(0, -4),
+                            textcoords="offset points", ha="center", va="top", rotation=90, fontsize=8)
+    else:
+        ax.margins(y=0.1)
+
+
+def figure_bars(data: ReportData, workload: str, panels: list[tuple[str, str]]) -> Figure | None:
+    """Median per environment with its 95 % CI, one panel per (metric, point); the paper's ratio as a marker."""
+    s = data.summary[data.summary["workload"] == workload]
+    if s.empty or not panels:
+        return None
+    colors, paper_r, effects = env_colors(data), paper_lookup(data, workload), effects_of(data, workload)
+    envs = [e for e in data.envs() if e in set(s["env"])]
+    fig, axes = _grid(len(panels))
+    for ax, (metric, point) in zip(axes, panels):
+        rows = {r.env: r for r in s[(s["metric"] == metric) & (s["point"] == point)].itertuples()}
+        xs = [e for e in envs if e in rows]
+        heights = [rows[e].mean for e in xs]
+        errs = np.array([_err(rows[e]) for e in xs]).T
+        bars = ax.bar(range(len(xs)), heights, yerr=errs, capsize=4, color=[colors[e] for e in xs],
+                      edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1})
+        for bar, e in zip(bars, xs):
+            if data.is_emulated(e):
+                bar.set_hatch("//")
+        base = rows.get(data.baseline)
+        first = True
+        ticks, markers = [], []
+        for i, e in enumerate(xs):
+            key = (e, metric, rows[e].point)
+            ticks.append(_bar_tick(data, e, effects.get(key)))
+            if base is not None and key in paper_r:
+                markers.append(base.mean * paper_r[key])
+                ax.plot([i], [markers[-1]], marker="D", markersize=7, markerfacecolor="white",
+                        markeredgecolor="black", linestyle="none",
+                        label="paper's ratio × our native" if first else None)
+                first = False
+        ax.set_xticks(range(len(xs)), ticks, rotation=30, ha="right", fontsize=8, rotation_mode="anchor")
+        unit = rows[xs[0]].unit if xs else ""
+        direction = "higher is better" if xs and rows[xs[0]].higher_is_better else "lower is better"
+        ax.set_title(f"{metric}{' @ ' + point if point else ''} ({direction})", fontsize=10)
+        ax.set_ylabel(unit)
+        _fit_to_real(ax, data, xs, rows, markers)
+        ax.grid(axis="y", alpha=0.3)
+        if not first:
+            ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.suptitle(f"{workload}: mean over rounds, whiskers 95% CI; below each name: vs {data.baseline}", fontsize=11)
+    return fig
+
+
+def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure | None:
+    """One line per environment against the sweep variable (connections, threads); paper dashed."""
+    s = data.summary[(data.summary["workload"] == workload) & data.summary["metric"].isin(metrics)
+                     & (data.summary["point"] != "")]
+    if s.empty:
+        return None
+    colors, paper_r = env_colors(data), paper_lookup(data, workload)
+    envs = [e for e in data.envs() if e in set(s["env"])]
+    fig, axes = _grid(len(metrics))
+    for ax, metric in zip(axes, metrics):
+        sm = s[s["metric"] == metric]
+        base = {r.point: r.mean for r in sm[sm["env"] == data.baseline].itertuples()}
+        var = ""
+        values = []
+        for e in envs:
+            rows = sorted(sm[sm["env"] == e].itertuples(), key=lambda r: point_key(r.point))
+            if not rows:
+                continue
+            var = point_name(rows[0].point)
+            x = [point_value(r.point) for r in rows]
+            y = [r.mean for r in rows]
+            values += y
+            err = np.array([_err(r) for r in rows]).T
+            label = f"{e} (EMULATED)" if data.is_emulated(e) else e
+            ax.errorbar(x, y, yerr=err, marker="o", markersize=4, capsize=3, color=colors[e], label=label,
+                        linestyle="--" if data.is_emulated(e) else "-")
+            px = [(point_value(r.point), base[r.point] * paper_r[(e, metric, r.point)]) for r in rows
+                  if (e, metric, r.point) in paper_r and r.point in base]
+            if px:
+                ax.plot(*zip(*px), marker="D", markerfacecolor="white", markeredgecolor=colors[e],
+                        color=colors[e], linestyle=":", linewidth=1, label=f"{e}: paper's ratio × our native")
+        unit = sm["unit"].iloc[0]
+        direction = "higher is better" if bool(sm["higher_is_better"].iloc[0]) else "lower is better"
+        ax.set_title(f"{metric} ({direction})", fontsize=10)
+        ax.set_xlabel(var)
+        ax.set_ylabel(unit)
+        _maybe_log(ax, values)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{workload}: mean over rounds per point, whiskers 95% CI", fontsize=11)
+    return fig
+
+
+def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figure | None:
+    """Latency percentiles (p50, p99, ...) per environment, one panel per latency family."""
+    s = data.summary[(data.summary["workload"] == workload) & data.summary["metric"].isin(metrics)]
+    if s.empty:
+        return None
+    families: dict[str, list[tuple[float, str]]] = {}
+    for m in metrics:
+        prefix, pct = percentile_of(m)
+        families.setdefault(prefix, []).append((pct, m))
+    colors = env_colors(data)
+    envs = [e for e in data.envs() if e in set(s["env"])]
+    fig, axes = _grid(len(families))
+    for ax, (prefix, members) in zip(axes, sorted(families.items())):
+        members.sort()
+        values = []
+        for e in envs:
+            rows = {r.metric: r for r in s[s["env"] == e].itertuples()}
+            pts = [(i, rows[m]) for i, (_, m) in enumerate(members) if m in rows]
+            if not pts:
+                continue
+            y = [r.mean for _, r in pts]
+            values += y
+            label = f"{e} (EMULATED)" if data.is_emulated(e) else e
+            ax.errorbar([i for i, _ in pts], y, yerr=np.array([_err(r) for _, r in pts]).T, marker="o",
+                        capsize=3, color=colors[e], label=label,
+                        linestyle="--" if data.is_emulated(e) else "-")
+        ax.set_xticks(range(len(members)), [f"p{p:g}" for p, _ in members])
+        ax.set_xlabel("percentile")
+        ax.set_ylabel(s[s["metric"] == members[0][1]]["unit"].iloc[0])
+        ax.set_title(f"{prefix} percentiles (lower is better)", fontsize=10)
+        _maybe_log(ax, values)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{workload}: latency percentiles, mean over rounds, whiskers 95% CI", fontsize=11)
+    return fig
+
+
+@dataclass(frozen=True)
+class RenderedFigure:
+    name: str      # file name in figures_dir
+    title: str
+    png: bytes
+
+
+def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
+    """The figures of one workload: lines for metrics swept over a numeric point (connections=10),
+    bars for the others (a panel per metric and point), latency percentiles (``*lat*_pNN``) as lines."""
+    s = data.summary[data.summary["workload"] == workload]
+    if s.empty:
+        return []
+    metrics = sorted(s["metric"].unique())
+    swept = sorted(set(s.loc[s["point"] != "", "metric"])) if is_sweep(s["point"].unique()) else []
+    flat = s[~s["metric"].isin(swept) | (s["point"] == "")]
+    lat = [m for m in metrics if m not in swept and percentile_of(m)
+           and set(flat.loc[flat["metric"] == m, "point"]) == {""}]
+    panels = sorted({(r.metric, r.point) for r in flat.itertuples() if r.metric not in lat},
+                    key=lambda mp: (mp[0], point_key(mp[1])))
+    out = []
+    if swept:
+        fig = figure_sweep(data, workload, swept)
+        if fig is not None:
+            var = point_name(next(p for p in s["point"] if p))
+            out.append(RenderedFigure(f"{workload}.png", f"{workload} against {var}", png_bytes(fig)))
+    if panels:
+        fig = figure_bars(data, workload, panels)
+        if fig is not None:
+            name = f"{workload}-bars.png" if swept else f"{workload}.png"
+            out.append(RenderedFigure(name, f"{workload}", png_bytes(fig)))
+    if lat:
+        fig = figure_latency(data, workload, lat)
+        if fig is not None:
+            out.append(RenderedFigure(f"{workload}-latency.png", f"{workload} latency percentiles", png_bytes(fig)))
+    return out
+
+
+def overview_rows(data: ReportData) -> pd.DataFrame:
+    """The overheads the at-a-glance figure shows: primary metrics of comparable environments."""
+    o = data.overhead
+    if o.empty:
+        return o
+    o = o[o["primary"].astype(bool) & ~o["emulated"].astype(bool)]
+    order = {e: i for i, e in enumerate(data.envs())}
+    wls = data.workload_names()
+    keyed = o.assign(_w=o["workload"].map(lambda w: wls.index(w) if w in wls else 99),
+                     _e=o["env"].map(lambda e: order.get(e, 99)),
+                     _p=o["point"].map(point_key))
+    return keyed.sort_values(["_w", "workload", "metric", "_p", "_e"]).drop(columns=["_w", "_e", "_p"])
+
+
+def figure_overview(data: ReportData) -> Figure | None:
+    """A forest plot: every primary overhead as a point with its 95 % interval, one line per
+    workload x metric x point x environment; the A/A noise floor as a grey band around 0 and the
+    precision target as brackets around the point (where they are)."""
+    rows = overview_rows(data)
+    if rows.empty:
+        return None
+    colors = env_colors(data)
+    n = len(rows)
+    fig = Figure(figsize=(9.5, max(2.5, 0.22 * n + 1.2)), layout="constrained")
+    ax = fig.subplots()
+    ys = np.arange(n)[::-1]
+    labels = []
+    for y, r in zip(ys, rows.itertuples()):
+        labels.append(f"{r.workload} {r.metric}{' ' + r.point if r.point else ''} · {r.env}")
+        if finite(r.noise_floor_pct):
+            ax.fill_betweenx([y - 0.45, y + 0.45], -r.noise_floor_pct, r.noise_floor_pct, color="#dddddd", lw=0)
+        if not finite(r.overhead_pct):
+            continue
+        color = colors.get(r.env, "#333333")
+        if finite(r.overhead_ci_low):
+            ax.plot([r.overhead_ci_low, r.overhead_ci_high], [y, y], color=color, lw=2)
+            ax.plot([r.overhead_pct], [y], "o", color=color, ms=5)
+        else:
+            ax.plot([r.overhead_pct], [y], "o", mfc="white", mec=color, ms=5)
+        if finite(r.target_pct):
+            t = r.target_pct
+            ax.plot([r.overhead_pct - t, r.overhead_pct + t], [y, y], ls="none", marker="|", color="#555555", ms=9)
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(ys, labels, fontsize=7)
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.set_xlabel(f"overhead against {data.baseline}, % (positive = slower)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Overheads with 95% intervals over rounds; | |: precision target; grey: A/A noise floor; "
+                 "open circle: no interval yet", fontsize=8)
+    return fig
+
+
