@@ -1,7 +1,7 @@
 # aggregate: every cell of every workload's final rounds -> one dataset, per-environment statistics,
 # overhead against native paired per round with t-intervals, the A/A noise floor, the precision
-# each workload reached, the comparison with the paper, the missing results and each environment's
-# status (scripts/isobench/aggregate.py, compare.py, stats.py). Each output is passed by its name.
+# each workload reached, the comparison with the paper, the missing results, the A/A check against chance and
+# each environment's status (scripts/isobench/aggregate.py, compare.py, stats.py). Each output is passed by its name.
 
 
 rule aggregate:
@@ -25,6 +25,8 @@ rule aggregate:
         paper_csv="results/aggregate/paper.csv",
         missing="results/aggregate/missing.parquet",
         missing_csv="results/aggregate/missing.csv",
+        aa_check="results/aggregate/aa_check.parquet",
+        aa_check_csv="results/aggregate/aa_check.csv",
         environments="results/aggregate/environments.parquet",
         environments_csv="results/aggregate/environments.csv",
     log:

@@ -11,6 +11,7 @@ rule build_report:
         precision="results/aggregate/precision.parquet",
         paper="results/aggregate/paper.parquet",
         missing="results/aggregate/missing.parquet",
+        aa_check="results/aggregate/aa_check.parquet",
         environments="results/aggregate/environments.parquet",
         envs=expand("results/provision/{env}.json", env=PLAN.environments),
         warmups=expand("results/warmup/{env}.json", env=PLAN.available_environments),

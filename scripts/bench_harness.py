@@ -190,7 +190,8 @@ def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
                                                    "overhead.parquet", "overhead.csv", "calibration.parquet",
                                                    "calibration.csv", "precision.parquet", "precision.csv",
                                                    "paper.parquet", "paper.csv", "missing.parquet", "missing.csv",
-                                                   "environments.parquet", "environments.csv")],
+                                                   "aa_check.parquet", "aa_check.csv", "environments.parquet",
+                                                   "environments.csv")],
              "results/report/report.html"]
     dirs = [f"results/raw/{e}/{w}/round-{r}" for e in envs for w in wls for r in range(1, cfg.rounds["min"] + 1)]
     image = wd / "results" / "provision" / "image.json"     # read while the DAG is built (the image param)

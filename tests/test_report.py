@@ -30,7 +30,7 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
     """The report's named inputs: the aggregate tables it reads and the run's records."""
     return report.Inputs.of({"summary": out.summary, "overhead": out.overhead, "calibration": out.calibration,
                              "precision": out.precision, "paper": out.paper, "missing": out.missing,
-                             "environments": out.environments,
+                             "aa_check": out.aa_check, "environments": out.environments,
                              "envs": paths["manifests"] if manifests is None else manifests,
                              "warmups": paths["warmups"] if warmups is None else warmups,
                              "workloads": paths["workloads"]})
@@ -210,3 +210,17 @@ def test_aa_significance_is_counted_against_chance(built):
 ])
 def test_ci_is_said_in_the_words_of_the_effect(low, high, words):
     assert report.ci_words(low, high) == words
+
+
+def test_values_are_escaped_by_the_template(tmp_path, monkeypatch):
+    """Autoescape: a reason with markup in it is shown as text, never as markup."""
+    import test_stats
+    monkeypatch.setitem(test_stats.UNAVAILABLE, "lxc_host",
+                        ("lxc", {"driver": "lxc", "net": "host"}, "lxc-start <i>not</i> found & 'gone'"))
+    paths = make_run(tmp_path)
+    manifests = [p for p in paths["manifests"] if p.stem in test_stats.UNAVAILABLE]
+    tables = agg_outputs(tmp_path / "aggregate")
+    agg.aggregate([], manifests, tables, workloads_json=paths["workloads"])
+    report.build_report(report_inputs(tables, paths, manifests, []), tmp_path / "r.html", tmp_path / "figures")
+    html = (tmp_path / "r.html").read_text()
+    assert "<i>not</i>" not in html and "lxc-start &lt;i&gt;not&lt;/i&gt; found &amp; &#39;gone&#39;" in html

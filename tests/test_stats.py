@@ -346,8 +346,8 @@ def test_deterministic_and_order_independent(run, tmp_path):
                   batches=list(reversed(run["batches"])), workloads_json=run["workloads"])
     for name in ("cells.parquet", "summary.parquet", "summary.csv", "overhead.parquet", "overhead.csv",
                  "calibration.parquet", "calibration.csv", "precision.parquet", "precision.csv",
-                 "paper.parquet", "paper.csv", "missing.parquet", "missing.csv", "environments.parquet",
-                 "environments.csv"):
+                 "paper.parquet", "paper.csv", "missing.parquet", "missing.csv", "aa_check.parquet",
+                 "aa_check.csv", "environments.parquet", "environments.csv"):
         assert (run["out"] / name).read_bytes() == (out2 / name).read_bytes(), name
 
 
@@ -387,3 +387,22 @@ def test_single_iteration_cells_flow_through(tmp_path):
     o = _row(pd.read_parquet(tmp_path / "out" / "overhead.parquet"), env="lxc_bridge")
     assert o["ratio"] == pytest.approx(0.9, abs=0.01) and math.isnan(o["ratio_ci_low"])
     assert not o["significant"] and "no interval" in o["effect"]
+
+
+def test_the_report_tables_are_aggregate_outputs(run):
+    """Missing results, the paper comparison, the A/A check and the environments' status are
+    computed here, for the report to read."""
+    missing = pd.read_parquet(run["out"] / "missing.parquet")
+    cells = missing[missing["scope"] == "cell"]
+    assert set(zip(cells["env"], cells["workload"])) == {("native", "net_latency"), ("native_again", "net_latency")}
+    assert sorted(cells.loc[cells["env"] == "native", "round"]) == list(range(1, ROUNDS + 1))
+    gap = _row(missing, scope="baseline")
+    assert gap["workload"] == "net_latency" and "baseline cells are missing" in gap["reason"]
+    paper = pd.read_parquet(run["out"] / "paper.parquet")
+    assert len(paper) == len(run["overhead"]) and agg.read_metadata(run["out"] / "paper.parquet")["paper_tolerance"]
+    assert set(paper.loc[paper["env"] == "kvm_tcg", "verdict"]) == {"not comparable"}
+    aa = pd.read_parquet(run["out"] / "aa_check.parquet")
+    assert len(aa) == 1 and aa["judged"].iloc[0] <= aa["comparisons"].iloc[0] == len(run["calibration"])
+    envs = pd.read_parquet(run["out"] / "environments.parquet").set_index("env")
+    assert envs.loc["kvm_tcg", "emulated"] and not envs.loc["lxc_host", "available"]
+    assert envs.loc["lxc_nat", "paper_configs"].startswith("Docker, Docker NAT")

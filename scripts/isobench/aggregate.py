@@ -28,6 +28,8 @@ absent):
   input of this stage); the band tolerance is stored as ``paper_tolerance`` in its metadata;
 * ``missing`` / ``missing_csv``: missing cells and workloads without baseline results
   (:func:`isobench.compare.missing_table`);
+* ``aa_check`` / ``aa_check_csv``: the A/A comparisons that came out significant against what
+  chance allows (:func:`isobench.compare.aa_check`);
 * ``environments`` / ``environments_csv``: each environment's status, emulation and paper
   counterparts (:func:`isobench.compare.environments_table`).
 
@@ -407,6 +409,8 @@ class Outputs:
     paper_csv: Path
     missing: Path
     missing_csv: Path
+    aa_check: Path
+    aa_check_csv: Path
     environments: Path
     environments_csv: Path
 
@@ -463,9 +467,11 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     missing = _frame(compare.missing_table(summary, manifests, run, described,
                                            {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline),
                      compare.MISSING_COLUMNS)
+    aa = _frame(compare.aa_check(calib, stats.CONFIDENCE), compare.AA_CHECK_COLUMNS)
     envs = _frame(compare.environments_table(summary, manifests, paper), compare.ENVIRONMENT_COLUMNS)
     _write(comparison, out.paper, out.paper_csv, {**meta, "paper_tolerance": paper.tolerance})
     _write(missing, out.missing, out.missing_csv, meta)
+    _write(aa, out.aa_check, out.aa_check_csv, meta)
     _write(envs, out.environments, out.environments_csv, meta)
     log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads, %d missing", len(cells),
              len(summary), len(over), len(calib), len(prec), len(missing))

@@ -8,6 +8,11 @@ missing results and each environment's status. The report only reads these table
   results (failed, or not run; the rounds the sentinel flagged are not missing, they are listed
   with the precision); ``baseline``: a workload with results but none of the baseline, so no
   overhead is computed for it (``reason`` says why; ``env`` is the baseline, ``round`` 0);
+* :func:`aa_check`: whether the A/A comparisons came out significant no more often than chance
+  allows (one row, see :data:`AA_CHECK_COLUMNS`): of the ``judged`` A/A comparisons with an
+  interval, ``significant`` excluded 1; about ``expected`` = (1 - confidence) x judged are expected
+  by chance, and up to ``limit`` = max(1, expected + 2 sqrt(expected x confidence)) (two binomial
+  standard deviations) is ``within_chance``; more means the intervals are too narrow for this host;
 * :func:`environments_table`: per environment (every manifest and every environment with
   results) its driver, availability, whether its CPU is emulated (by its manifest's labels or by
   any of its results), whether it has results, and the paper configurations it stands for, see
@@ -16,14 +21,19 @@ missing results and each environment's status. The report only reads these table
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import paper as paperlib
 
 MISSING_COLUMNS = {"scope": "string", "env": "string", "workload": "string", "round": "int64", "reason": "string"}
 MISSING_CELL_REASON = "no results (failed, or not run)"
+
+AA_CHECK_COLUMNS = {"comparisons": "int64", "judged": "int64", "significant": "int64", "confidence": "float64",
+                    "expected": "float64", "limit": "float64", "within_chance": "bool"}
 
 ENVIRONMENT_COLUMNS = {"env": "string", "driver": "string", "available": "bool", "reason": "string",
                        "emulated": "bool", "has_results": "bool", "paper_configs": "string"}
@@ -85,3 +95,14 @@ def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], r
                else "its baseline cells are missing (failed or not run)")
         rows += [{"scope": "baseline", "env": baseline, "workload": w, "round": 0, "reason": why} for w in gaps]
     return rows
+
+
+def aa_check(calibration: pd.DataFrame, confidence: float) -> list[dict[str, Any]]:
+    """The A/A comparisons with an interval that came out significant, against what chance allows."""
+    lows = calibration["ratio_ci_low"].to_numpy(dtype=np.float64)
+    judged = calibration[np.isfinite(lows)]
+    k, n = int(judged["significant"].astype(bool).sum()), len(judged)
+    expected = (1 - confidence) * n
+    limit = max(1.0, expected + 2 * math.sqrt(expected * confidence))
+    return [{"comparisons": len(calibration), "judged": n, "significant": k, "confidence": confidence,
+             "expected": expected, "limit": limit, "within_chance": k <= limit}]

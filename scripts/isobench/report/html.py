@@ -11,7 +11,6 @@ from the package's path, whatever the working directory).
 from __future__ import annotations
 
 import base64
-import math
 from pathlib import Path
 from typing import Any
 
@@ -188,15 +187,12 @@ def calibration_view(data: ReportData) -> dict[str, Any]:
     rows = [{"r": r, "ci": f"{f.fmt_ratio(r.ratio_ci_low)}–{f.fmt_ratio(r.ratio_ci_high)}"
              if f.finite(r.ratio_ci_low) else "no CI"}
             for r in c.sort_values(["workload", "metric", "point", "env_a", "env_b"]).itertuples()]
-    judged = c[c["ratio_ci_low"].map(f.finite)] if len(c) else c
-    k, n = int(judged["significant"].sum()) if len(c) else 0, len(judged)
-    conf = float(data.stats_meta.get("confidence", 0.95))
-    allowed = (1 - conf) * n
-    verdict = ("within what chance allows" if k <= max(1.0, allowed + 2 * math.sqrt(allowed * conf))
+    aa = data.aa_check.iloc[0]
+    verdict = ("within what chance allows" if aa["within_chance"]
                else "MORE than chance allows: the intervals are too narrow for this host, treat every "
                     "'significant' with caution")
-    return {"rows": rows, "k": k, "n": n, "conf": f"{conf:.0%}", "allowed": f"{allowed:.1f}", "verdict": verdict,
-            "pairs": data.stats_meta.get("aa_pairs", [])}
+    return {"rows": rows, "k": int(aa["significant"]), "n": int(aa["judged"]), "conf": f"{aa['confidence']:.0%}",
+            "allowed": f"{aa['expected']:.1f}", "verdict": verdict, "pairs": data.stats_meta.get("aa_pairs", [])}
 
 
 def methods_view(data: ReportData) -> dict[str, Any]:

@@ -31,6 +31,7 @@ class Inputs:
     precision: Path
     paper: Path
     missing: Path
+    aa_check: Path
     environments: Path
     envs: list[Path]
     warmups: list[Path]
@@ -56,6 +57,7 @@ class ReportData:
     precision: pd.DataFrame
     comparison: pd.DataFrame
     missing: pd.DataFrame
+    aa_check: pd.DataFrame
     environments: pd.DataFrame
     stats_meta: dict[str, Any]
     paper_tolerance: float
@@ -126,5 +128,5 @@ def load_inputs(inputs: Inputs, *, baseline: str | None = None) -> ReportData:
     tolerance = read_metadata(inputs.paper).get("paper_tolerance", DEFAULT_TOLERANCE)
     return ReportData(baseline or meta.get("baseline") or "native", _read_table(inputs.summary),
                       _read_table(inputs.overhead), _read_table(inputs.calibration), _read_table(inputs.precision),
-                      _read_table(inputs.paper), _read_table(inputs.missing), _read_table(inputs.environments), meta,
+                      _read_table(inputs.paper), _read_table(inputs.missing), _read_table(inputs.aa_check), _read_table(inputs.environments), meta,
                       float(tolerance), dict(sorted(manifests.items())), dict(sorted(warm.items())), described, run)
