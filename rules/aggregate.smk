@@ -1,7 +1,8 @@
 # aggregate: every cell of every workload's final rounds -> one dataset, per-environment statistics,
 # overhead against native paired per round with t-intervals, the A/A noise floor, the precision
-# each workload reached, the comparison with the paper, the missing results, the A/A check against chance and
-# each environment's status (scripts/isobench/aggregate.py, compare.py, stats.py). Each output is passed by its name.
+# each workload reached, and what the report shows without computing it: the comparison with the
+# paper, the missing results, the A/A check against chance and each environment's status
+# (scripts/isobench/aggregate.py, compare.py, stats.py). Each output is passed by its name.
 
 
 rule aggregate:

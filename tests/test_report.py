@@ -45,7 +45,8 @@ def built(tmp_path_factory) -> dict:
                   workloads_json=paths["workloads"])
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(report_inputs(out, paths), html_path, figures)
-    return {**paths, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(), "figures": figures,
+    return {**paths, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
+            "figures": figures,
             "written": written}
 
 

@@ -128,5 +128,6 @@ def load_inputs(inputs: Inputs, *, baseline: str | None = None) -> ReportData:
     tolerance = read_metadata(inputs.paper).get("paper_tolerance", DEFAULT_TOLERANCE)
     return ReportData(baseline or meta.get("baseline") or "native", _read_table(inputs.summary),
                       _read_table(inputs.overhead), _read_table(inputs.calibration), _read_table(inputs.precision),
-                      _read_table(inputs.paper), _read_table(inputs.missing), _read_table(inputs.aa_check), _read_table(inputs.environments), meta,
-                      float(tolerance), dict(sorted(manifests.items())), dict(sorted(warm.items())), described, run)
+                      _read_table(inputs.paper), _read_table(inputs.missing), _read_table(inputs.aa_check),
+                      _read_table(inputs.environments), meta, float(tolerance), dict(sorted(manifests.items())),
+                      dict(sorted(warm.items())), described, run)
