@@ -1,23 +1,22 @@
-"""net_bandwidth (iperf3, server inside, client on the host): parser on real output, retries, binding."""
+"""net_bandwidth (iperf3, server inside, client on the host): the rate, retries and binding. The
+parser's contract (real captured output, failed, truncated and broken runs) is in
+test_workload_contract.py."""
 
 import json
 import re
 from pathlib import Path
 
-import pytest
-
+import captured
 import isobench.workloads.net_bandwidth as mod
+import pytest
+from fakes import FakeInst
 from isobench.errors import InstanceError, ParseError
-from isobench.workloads import KINDS, Context
+from isobench.workloads import Context
 from isobench.workloads.net_bandwidth import MARK, PORT, NetBandwidth
 from isobench.workloads.servers import END
 
-from fakes import FakeInst  # noqa: E402
-
-FIX = Path(__file__).parent / "fixtures" / "net_bandwidth"
-PARAMS = json.loads((FIX / "params.json").read_text())
-GOOD = sorted(FIX.glob("*-iter-*.out"))
-FAILED = sorted(FIX.glob("*-failed*.out"))
+PARAMS = captured.params("net_bandwidth")
+GOOD = captured.good("net_bandwidth")
 
 
 def blocks(raw):
@@ -27,59 +26,12 @@ def blocks(raw):
             .lstrip("\n").split("\n", 1)[1] for i, m in enumerate(marks)}
 
 
-def test_registered_with_declared_params():
-    assert KINDS["net_bandwidth"] is NetBandwidth
-    for key, spec in NetBandwidth.PARAMS.items():
-        assert "default" in spec and spec.get("description"), key
-    assert PARAMS == {k: v["default"] for k, v in NetBandwidth.PARAMS.items()}
-
-
-def test_fixtures_come_from_native_and_lxc():
-    names = {p.name.split("-iter-")[0] for p in GOOD}
-    assert {"native", "lxc-bridge"} <= names
-
-
 @pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
-def test_parses_real_output(path):
+def test_rate_is_the_receivers_goodput(path):
     raw = path.read_text()
-    samples = {s.metric: s.value for s in NetBandwidth.parse(raw, PARAMS)}
-    assert set(samples) == set(NetBandwidth.METRICS) == {"to_env", "from_env"}
-    for metric, value in samples.items():
-        assert 0.1 < value < 1000  # Gbit/s on loopback or a veth pair
-        doc = json.loads(blocks(raw)[metric][blocks(raw)[metric].index("{"):])
-        assert value == pytest.approx(doc["end"]["sum_received"]["bits_per_second"] / 1e9)
-
-
-@pytest.mark.parametrize("path", FAILED, ids=lambda p: p.name)
-def test_failed_output_raises(path):
-    with pytest.raises(ParseError):
-        NetBandwidth.parse(path.read_text(), PARAMS)
-
-
-@pytest.mark.parametrize("frac", [0.1, 0.5, 0.7, 0.95, 0.999])
-def test_truncated_output_raises(frac):
-    raw = GOOD[0].read_text()
-    with pytest.raises(ParseError):
-        NetBandwidth.parse(raw[: int(len(raw) * frac)], PARAMS)
-
-
-@pytest.mark.parametrize("raw", ["", "{}\n" + END, "### isobench direction=to_env attempt=1 exit=0\n{\n" + END,
-                                 (FIX.parent / "redis" / "native-iter-01.out").read_text()])
-def test_garbage_raises(raw):
-    with pytest.raises(ParseError):
-        NetBandwidth.parse(raw, PARAMS)
-
-
-def test_swapped_direction_raises():
-    raw = GOOD[0].read_text().replace("direction=to_env", "direction=tmp").replace(
-        "direction=from_env", "direction=to_env").replace("direction=tmp", "direction=from_env")
-    with pytest.raises(ParseError, match="reverse"):
-        NetBandwidth.parse(raw, PARAMS)
-
-
-def test_short_transfer_raises():
-    with pytest.raises(ParseError, match="ended after"):
-        NetBandwidth.parse(GOOD[0].read_text(), {**PARAMS, "seconds": 10})
+    for s in NetBandwidth.parse(raw, PARAMS):
+        doc = json.loads(blocks(raw)[s.metric][blocks(raw)[s.metric].index("{"):])
+        assert s.value == pytest.approx(doc["end"]["sum_received"]["bits_per_second"] / 1e9)
 
 
 def test_server_binds_to_the_instance_address_only():

@@ -1,79 +1,20 @@
-"""net_latency (request/response round trips, Perl both ends): parser on real output, command builder."""
+"""net_latency (request/response round trips, Perl both ends): prepare, the iteration and the Perl
+program. The parser's contract (real captured output, failed, truncated and broken runs) is in
+test_workload_contract.py."""
 
-import json
-import re
 from pathlib import Path
 
-import pytest
-
-from isobench.errors import ParseError
-from isobench.workloads import KINDS, Context
-from isobench.workloads.servers import END
+import captured
+from fakes import FakeInst
+from isobench.workloads import Context
 from isobench.workloads.net_latency import PERL, PORT, SCRIPT, NetLatency
+from isobench.workloads.servers import END
 
-from fakes import FakeInst  # noqa: E402
-
-FIX = Path(__file__).parent / "fixtures" / "net_latency"
-PARAMS = json.loads((FIX / "params.json").read_text())
-GOOD = sorted(FIX.glob("*-iter-*.out"))
-FAILED = sorted(FIX.glob("*-failed*.out"))
+PARAMS = captured.params("net_latency")
 
 
-def test_registered_with_declared_params():
-    assert KINDS["net_latency"] is NetLatency
-    for key, spec in NetLatency.PARAMS.items():
-        assert "default" in spec and spec.get("description"), key
-    assert PARAMS == {k: v["default"] for k, v in NetLatency.PARAMS.items()}
+def test_default_sizes_are_the_papers():
     assert (PARAMS["request_bytes"], PARAMS["response_bytes"]) == (100, 200)  # the paper's -r 100,200
-
-
-def test_fixtures_come_from_native_and_lxc():
-    names = {p.name.split("-iter-")[0] for p in GOOD}
-    assert {"native", "lxc-bridge"} <= names
-
-
-@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
-def test_parses_real_output(path):
-    samples = NetLatency.parse(path.read_text(), PARAMS)
-    assert [s.metric for s in samples] == ["tcp_mean", "tcp_p50", "tcp_p99", "udp_mean", "udp_p50", "udp_p99"]
-    values = {s.metric: s.value for s in samples}
-    for s in samples:
-        assert s.metric in NetLatency.METRICS and s.point == ""
-        assert 1 < s.value < 10000  # µs
-    assert values["tcp_p50"] <= values["tcp_p99"] and values["udp_p50"] <= values["udp_p99"]
-
-
-@pytest.mark.parametrize("path", FAILED, ids=lambda p: p.name)
-def test_failed_output_raises(path):
-    with pytest.raises(ParseError, match="Connection refused"):
-        NetLatency.parse(path.read_text(), PARAMS)
-
-
-@pytest.mark.parametrize("cut", [1, 10, 60, 150, 250, 300, -len(END) - 5, -5, -1])
-def test_truncated_output_raises(cut):
-    raw = GOOD[0].read_text()
-    with pytest.raises(ParseError):
-        NetLatency.parse(raw[:cut], PARAMS)
-
-
-@pytest.mark.parametrize("raw", ["", "isobench-rr proto=tcp\n" + END, "hello\n" * 20,
-                                 (FIX.parent / "mysql" / "native-iter-01.out").read_text()])
-def test_garbage_raises(raw):
-    with pytest.raises(ParseError):
-        NetLatency.parse(raw, PARAMS)
-
-
-def test_udp_timeout_raises():
-    raw = GOOD[0].read_text()
-    raw = re.sub(r"### isobench proto=udp exit=0\n(.*\n)isobench-rr proto=udp.*\n",
-                 r"### isobench proto=udp exit=255\n\1isobench-rr error=timeout\n", raw)
-    with pytest.raises(ParseError, match="error=timeout"):
-        NetLatency.parse(raw, PARAMS)
-
-
-def test_sizes_must_match_the_configuration():
-    with pytest.raises(ParseError, match="resp=200"):
-        NetLatency.parse(GOOD[0].read_text(), {**PARAMS, "response_bytes": 100})
 
 
 def test_prepare_installs_both_ends_and_binds_servers_to_the_instance_address():

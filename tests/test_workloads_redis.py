@@ -1,82 +1,20 @@
-"""redis (redis-server inside, redis-benchmark on the host): parser on real output, sweep, binding."""
+"""redis (redis-server inside, redis-benchmark on the host): the sweep and the binding. The parser's
+contract (real captured output, failed, truncated and broken runs) is in test_workload_contract.py."""
 
-import json
 from pathlib import Path
 
+import captured
 import pytest
-
+from fakes import FakeInst
 from isobench.errors import InstanceError, ParseError
-from isobench.workloads import KINDS, Context
-from isobench.workloads.servers import END
+from isobench.workloads import Context
 from isobench.workloads.redis import MARK, PORT, Redis
+from isobench.workloads.servers import END
 
-from fakes import FakeInst  # noqa: E402
-
-FIX = Path(__file__).parent / "fixtures" / "redis"
-PARAMS = json.loads((FIX / "params.json").read_text())
-GOOD = sorted(FIX.glob("*-iter-*.out"))
-FAILED = sorted(FIX.glob("*-failed*.out"))
+PARAMS = captured.params("redis")
 CSV = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",'
        '"max_latency_ms"\n"SET","50000.00","0.100","0.020","0.095","0.150","0.200","1.000"\n'
        '"GET","52000.00","0.090","0.020","0.087","0.140","0.190","0.900"\n')
-
-
-def test_registered_with_declared_params():
-    assert KINDS["redis"] is Redis
-    for key, spec in Redis.PARAMS.items():
-        assert "default" in spec and spec.get("description"), key
-    assert PARAMS == {k: v["default"] for k, v in Redis.PARAMS.items()}
-
-
-def test_fixtures_come_from_native_and_lxc():
-    names = {p.name.split("-iter-")[0] for p in GOOD}
-    assert {"native", "lxc-bridge"} <= names
-
-
-@pytest.mark.parametrize("path", GOOD, ids=lambda p: p.name)
-def test_parses_real_output(path):
-    samples = Redis.parse(path.read_text(), PARAMS)
-    points = [f"connections={c}" for c in PARAMS["connections"]]
-    assert sorted({s.point for s in samples}) == sorted(points)
-    assert len(samples) == len(points) * 2 * 4  # SET and GET: rps, avg, p50, p99
-    for s in samples:
-        assert s.metric in Redis.METRICS
-        if s.metric.endswith("_rps"):
-            assert 1000 < s.value < 10_000_000
-        else:
-            assert 0 < s.value < 1000  # ms
-    by = {(s.metric, s.point): s.value for s in samples}
-    for p in points:
-        assert by[("set_lat_p50", p)] <= by[("set_lat_p99", p)]
-
-
-@pytest.mark.parametrize("path", FAILED, ids=lambda p: p.name)
-def test_failed_output_raises(path):
-    with pytest.raises(ParseError, match="FLUSHALL"):
-        Redis.parse(path.read_text(), PARAMS)
-
-
-@pytest.mark.parametrize("frac", [0.05, 0.3, 0.6, 0.9, 0.97, 0.999])
-def test_truncated_output_raises(frac):
-    raw = GOOD[0].read_text()
-    with pytest.raises(ParseError):
-        Redis.parse(raw[: int(len(raw) * frac)], PARAMS)
-
-
-@pytest.mark.parametrize("raw", ["", END, "### isobench point connections=1 flush=OK exit=0\n" + END,
-                                 "### isobench point connections=1 flush=OK exit=0\n" + CSV.replace("0.190", "x") + END,
-                                 (FIX.parent / "net_latency" / "native-iter-01.out").read_text()])
-def test_garbage_raises(raw):
-    with pytest.raises(ParseError):
-        Redis.parse(raw, {**PARAMS, "connections": [1]})
-
-
-def test_missing_test_row_raises():
-    raw = GOOD[0].read_text()
-    first_get = raw.index('"GET"')
-    raw = raw[:first_get] + raw[raw.index("\n", first_get) + 1:]
-    with pytest.raises(ParseError, match="CSV has tests"):
-        Redis.parse(raw, PARAMS)
 
 
 def test_server_binds_to_the_instance_address_and_keeps_nothing_on_disk():
