@@ -1,5 +1,6 @@
 # benchmark: one fresh instance per environment x workload x round. The bench resource
-# (profiles/default: bench=1) keeps two measurements from ever running at the same time.
+# (profiles/default: bench=1) keeps two measurements from ever running at the same time on one
+# machine; on a cluster every cell is a SLURM job pinned to its host, exclusive (PLAN.pin).
 # Inputs are ancient(): a re-provisioned or re-warmed environment does not by itself re-measure;
 # what a cell's numbers depend on is in its params, each named for what it is (`snakemake -n`
 # says which changed): the environment's effective settings, the workload's parameters, how it is
@@ -12,20 +13,21 @@
 rule run_cell:
     input:
         image=image_manifest,
-        warmup=ancient("results/warmup/{env}.json"),
+        warmup=ancient(f"{HOSTED}/warmup/{{env}}.json"),
     output:
-        directory("results/raw/{env}/{workload}/round-{round}"),
+        directory(f"{HOSTED}/raw/{{env}}/{{workload}}/round-{{round}}"),
     params:
         settings=lambda w: CFG.env_settings(w.env),
         workload=lambda w: CFG.workload_params(w.workload),
         measure=CFG.measure_settings(),
-        image=lambda w: PLAN.image_key(IMAGE_JSON),
+        image=lambda w: PLAN.image_key(f"{PLAN.base(host_of(w))}/provision/image.json"),
         code=lambda w: PLAN.cell_code(w.env, w.workload),
-        host=PLAN.host_key,
+        host=lambda w: PLAN.host_identity(host_of(w)),
     log:
-        "results/logs/run_cell/{env}/{workload}/round-{round}.log",
+        f"{HOSTED}/logs/run_cell/{{env}}/{{workload}}/round-{{round}}.log",
     resources:
         bench=1,
+        slurm_extra=lambda w: PLAN.pin(host_of(w)),
     priority: lambda w: PLAN.cell_priority(w.env, w.workload, int(w.round))
     script:
         "../scripts/run_cell.py"

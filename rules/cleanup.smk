@@ -1,7 +1,29 @@
-# cleanup: remove every host object the project created (never results/); safe at any time.
+# cleanup: remove every host object the project created (never results/); safe at any time. On a
+# cluster, one job per host, on that host.
 
 
-rule cleanup:
-    localrule: True
-    script:
-        "../scripts/cleanup.py"
+if CFG.cluster:
+
+    rule cleanup:
+        input:
+            expand("results/hosts/{host}/cleanup.done", host=PLAN.hosts),
+        localrule: True
+
+    rule cleanup_host:
+        output:
+            temp(touch("results/hosts/{host}/cleanup.done")),
+        log:
+            "results/hosts/{host}/logs/cleanup.log",
+        resources:
+            slurm_extra=lambda w: PLAN.pin(w.host),
+        script:
+            "../scripts/cleanup.py"
+
+else:
+
+    rule cleanup:
+        log:
+            "results/logs/cleanup.log",
+        localrule: True
+        script:
+            "../scripts/cleanup.py"

@@ -1,16 +1,18 @@
 # collect: raw tool output -> one tidy Parquet file per cell (schema: scripts/isobench/schema.py).
+# On a cluster it runs where Snakemake runs (localrule), on the shared results directory.
 
 
 rule collect_cell:
     input:
-        "results/raw/{env}/{workload}/round-{round}",
+        f"{HOSTED}/raw/{{env}}/{{workload}}/round-{{round}}",
     output:
-        "results/cells/{env}/{workload}/round-{round}.parquet",
+        f"{HOSTED}/cells/{{env}}/{{workload}}/round-{{round}}.parquet",
     params:
         parser=lambda w: PLAN.parser_code(w.workload),
     resources:
         bench=1,
     log:
-        "results/logs/collect_cell/{env}/{workload}/round-{round}.log",
+        f"{HOSTED}/logs/collect_cell/{{env}}/{{workload}}/round-{{round}}.log",
+    localrule: True
     script:
         "../scripts/collect_cell.py"

@@ -16,21 +16,33 @@ STATE_DIR = str(CFG.paths.root)
 SETUP_PRIORITY = pipeline.SETUP_PRIORITY
 
 REPORT_HTML = "results/report/report.html"
-IMAGE_JSON = "results/provision/image.json"
 SUMMARY_CSV = "results/aggregate/summary.csv"
+# everything measured on one host: results/ on one machine, results/hosts/{host}/ on a cluster
+HOSTED = PLAN.hosted
 
 
 wildcard_constraints:
+    host="|".join(PLAN.hosts) or "-",
     env="|".join(CFG.environments),
     workload="|".join(CFG.workloads),
     round=r"\d+",
     batch=r"\d+",
 
 
+def host_of(wildcards):
+    """The host a job is about ({host} on a cluster; None on one machine)."""
+    return wildcards.get("host")
+
+
+def on_host(wildcards):
+    """The wildcards that name one host's jobs (none on one machine)."""
+    return {"host": wildcards.host} if CFG.cluster else {}
+
+
 def image_manifest(wildcards):
-    """The image manifest, once the image exists (provision_image is a checkpoint, so the cells'
-    params can name the image by its content: the package versions it holds)."""
-    return ancient(checkpoints.provision_image.get().output[0])
+    """The host's image manifest, once the image exists (provision_image is a checkpoint, so the
+    cells' params can name the image by its content: the package versions it holds)."""
+    return ancient(checkpoints.provision_image.get(**on_host(wildcards)).output.image)
 
 
 def on_start():
@@ -41,3 +53,44 @@ def on_start():
 
 def on_finish(success):
     pipeline.finish(CFG, success, REPORT_HTML)
+
+
+# -- rounds (rules/rounds.smk): which rounds a workload's batch measures, from the batch records --
+def batch_first_last(wildcards):
+    """Rounds (first, last) that batch {batch} of {workload} measures."""
+    k = int(wildcards.batch)
+    if k == 0:
+        return 1, CFG.round_policy(wildcards.workload).min_rounds
+    prev = read_batch(wildcards.workload, k - 1, host_of(wildcards))
+    return prev["rounds"] + 1, prev["rounds"] + prev["next"]
+
+
+def read_batch(workload, k, host=None):
+    where = {"host": host} if CFG.cluster else {}
+    with open(checkpoints.round_batch.get(workload=workload, batch=k, **where).output[0]) as f:
+        return json.load(f)
+
+
+def final_batch(workload, host=None):
+    """The last batch of a workload (the one that said done) and its record."""
+    k = 0
+    while True:
+        record = read_batch(workload, k, host)
+        if record["done"]:
+            return k, record
+        k += 1
+
+
+def batch_cells(wildcards):
+    _, last = batch_first_last(wildcards)
+    return PLAN.round_cells(wildcards.workload, 1, last, host_of(wildcards))
+
+
+def previous_batch(wildcards):
+    k = int(wildcards.batch)
+    return [] if k == 0 else [f"{PLAN.base(host_of(wildcards))}/rounds/{wildcards.workload}/batch-{k - 1}.json"]
+
+
+def final_cells(workload, host=None):
+    _, record = final_batch(workload, host)
+    return PLAN.round_cells(workload, 1, record["rounds"], host)

@@ -1,34 +1,39 @@
-# provision: the image root filesystem (cached by its package list), a manifest per environment
-# (settings, availability, KVM guest artifacts) and a description of the workloads.
+# provision: the image root filesystem (cached by its package list) and the host's fingerprint, a
+# manifest per environment (settings, availability, what its driver built for it), and a
+# description of the workloads. On a cluster, per host, as a job on that host.
 
 
 checkpoint provision_image:
     output:
-        "results/provision/image.json",
+        image=f"{HOSTED}/provision/image.json",
+        host=f"{HOSTED}/provision/host.json",
     params:
         spec=CFG.image_spec(),
-        state_dir=STATE_DIR,
+        state_dir=lambda w: str(CFG.paths_of(w.get("host")).root),
     log:
-        "results/logs/provision_image.log",
+        f"{HOSTED}/logs/provision_image.log",
     resources:
         bench=1,
+        slurm_extra=lambda w: PLAN.pin(w.get("host")),
     priority: SETUP_PRIORITY
     script:
         "../scripts/provision_image.py"
 
 
+# availability is a param so that an environment becoming (un)available here re-provisions it
 rule provision_env:
     input:
-        image=ancient("results/provision/image.json"),
+        image=ancient(f"{HOSTED}/provision/image.json"),
     output:
-        "results/provision/{env}.json",
+        f"{HOSTED}/provision/{{env}}.json",
     params:
         settings=lambda w: CFG.env_settings(w.env),
         availability=lambda w: PLAN.availability(w.env),
     log:
-        "results/logs/provision_env/{env}.log",
+        f"{HOSTED}/logs/provision_env/{{env}}.log",
     resources:
         bench=1,
+        slurm_extra=lambda w: PLAN.pin(w.get("host")),
     priority: SETUP_PRIORITY
     script:
         "../scripts/provision_env.py"
@@ -42,5 +47,6 @@ rule describe_workloads:
         run=PLAN.run_record(),
     log:
         "results/logs/describe_workloads.log",
+    localrule: True
     script:
         "../scripts/describe_workloads.py"

@@ -4,17 +4,18 @@
 
 rule warmup_env:
     input:
-        image=ancient("results/provision/image.json"),
-        env=ancient("results/provision/{env}.json"),
+        image=ancient(f"{HOSTED}/provision/image.json"),
+        env=ancient(f"{HOSTED}/provision/{{env}}.json"),
     output:
-        "results/warmup/{env}.json",
+        f"{HOSTED}/warmup/{{env}}.json",
     params:
         settings=lambda w: CFG.env_settings(w.env),
         workloads=PLAN.tool_checks(),
     log:
-        "results/logs/warmup_env/{env}.log",
+        f"{HOSTED}/logs/warmup_env/{{env}}.log",
     resources:
         bench=1,
+        slurm_extra=lambda w: PLAN.pin(w.get("host")),
     priority: SETUP_PRIORITY
     script:
         "../scripts/warmup_env.py"

@@ -35,7 +35,9 @@ def main(state_dir: str, images: bool = False) -> list[str]:
 if "snakemake" in globals():
     from isobench.config import state_dir_of
 
-    main(state_dir_of(snakemake.config))  # noqa: F821
+    sm = snakemake  # noqa: F821
+    removed = main(state_dir_of(sm.config, sm.wildcards.get("host")))
+    Path(sm.log[0]).write_text("".join(f"removed {what}\n" for what in removed))
 elif __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--state-dir", default="/var/lib/isobench")

@@ -12,14 +12,18 @@ from isobench.measure import Measure
 from isobench.util import read_json
 
 
-def main(settings: dict, workload: dict, measure: dict, rnd: int, state_dir: str, image_json: str, out: str) -> None:
+def main(settings: dict, workload: dict, measure: dict, rnd: int, host: str | None, state_dir: str, image_json: str,
+         out: str) -> None:
     # the host as it is when the cell runs (the run stops before measuring if it is not the host the
-    # results were measured on: pipeline.host_check)
+    # results were measured on: pipeline.host_check); named by the config on a cluster, else by itself
     run_cell(EnvSpec.from_param(settings), workloads.from_param(workload), rnd, Measure.from_param(measure),
-             StatePaths(Path(state_dir)), read_json(image_json), fingerprint(), Path(out))
+             StatePaths(Path(state_dir)), read_json(image_json), {**fingerprint(), **({"name": host} if host else {})},
+             Path(out))
 
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
+    host = sm.wildcards.get("host")
     run_step(lambda: main(dict(sm.params.settings), dict(sm.params.workload), dict(sm.params.measure),
-                          int(sm.wildcards.round), state_dir_of(sm.config), sm.input.image, sm.output[0]), sm.log[0])
+                          int(sm.wildcards.round), host, state_dir_of(sm.config, host), sm.input.image, sm.output[0]),
+             sm.log[0])

@@ -67,7 +67,7 @@ def cleanups(monkeypatch):
 
 
 def cfg(tmp_path: Path) -> SimpleNamespace:
-    return SimpleNamespace(paths=SimpleNamespace(root=tmp_path / "state"))
+    return SimpleNamespace(paths=SimpleNamespace(root=tmp_path / "state"), cluster=False)
 
 
 def hold(lock: Path, cwd: Path, mode: str) -> subprocess.Popen:

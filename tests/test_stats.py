@@ -102,7 +102,7 @@ def cell_table(env: str, wl: str, rnd: int, **sentinel) -> pa.Table:
                     "value": _value(env, wl, metric, point, hib, native, rng, warm, drift),
                     "unit": unit, "higher_is_better": hib, "started_at": start,
                     "ended_at": start + timedelta(seconds=15), "tool_version": f"{kind} 1.0",
-                    "host_fingerprint": "abc123", "accel": labels["accel"], "emulated": labels["emulated"],
+                    "host": "testhost", "host_fingerprint": "abc123", "accel": labels["accel"], "emulated": labels["emulated"],
                     "image_key": "img1", "settings": json.dumps(settings, sort_keys=True),
                     **{**SENTINEL, **sentinel}})
     return pa.Table.from_pylist(rows, schema=SCHEMA)

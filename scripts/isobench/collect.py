@@ -57,13 +57,19 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
                 "unit": m.unit, "higher_is_better": m.higher_is_better,
                 "started_at": datetime.fromisoformat(it["started_at"]),
                 "ended_at": datetime.fromisoformat(it["ended_at"]),
-                "tool_version": meta["tool_version"], "host_fingerprint": meta["host"]["fingerprint"],
+                "tool_version": meta["tool_version"], "host": host_name(meta["host"]),
+                "host_fingerprint": meta["host"]["fingerprint"],
                 "accel": meta["labels"]["accel"], "emulated": bool(meta["labels"]["emulated"]),
                 "image_key": meta["image_key"], "settings": json.dumps(meta["settings"], sort_keys=True), **sentinel,
             })
     if not any(not r["warmup"] for r in rows):
         raise ParseError(f"{raw_dir}: no measured samples")
     return rows
+
+
+def host_name(host: dict[str, Any]) -> str:
+    """The host a cell ran on: its name in the config on a cluster, else its short host name."""
+    return str(host.get("name") or host.get("hostname", "?").split(".")[0])
 
 
 def _num(x: Any) -> float:

@@ -153,6 +153,19 @@ def schema() -> dict[str, Any]:
                 "workloads": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                               "description": "workloads to run (default: all)"},
             }, description="the matrix: which environments x workloads run"),
+            "hosts": {"type": "array", "uniqueItems": True, "default": [],
+                      "items": _obj({
+                          "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+                                   "description": "the SLURM node name of the host (jobs are pinned to it)"},
+                          "group": {"type": ["string", "null"], "pattern": NAME_PATTERN, "default": None,
+                                    "description": "hosts of the same hardware share a group: their rounds are "
+                                                   "also pooled, with the host as a level of the analysis"},
+                          "state_dir": {"type": ["string", "null"], "pattern": "^/[A-Za-z0-9._/-]+$", "default": None,
+                                        "description": "the host's state_dir (default: state_dir)"},
+                      }, ["name"]),
+                      "description": "cluster nodes the whole matrix runs on, each a host of the study, through "
+                                     "SLURM (profiles/slurm; README: Running on a cluster); empty (the default): "
+                                     "this machine alone, results/ in the single-host layout"},
         }, ["environments", "workloads", "image"]),
     }
 
@@ -202,6 +215,14 @@ class RoundPolicy:
 
 
 @dataclass(frozen=True)
+class Host:
+    """A cluster host of the study: its SLURM node name, its hardware group, its state dir."""
+    name: str
+    group: str | None = None
+    state_dir: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     profile: str
     seed: int
@@ -222,6 +243,22 @@ class Config:
     run_workloads: tuple[str, ...]
     #: workload -> its own precision_pct (absent: the category default)
     workload_targets: dict[str, float]
+    #: the cluster hosts (empty: this machine alone)
+    hosts: tuple[Host, ...] = ()
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the matrix runs on cluster hosts (results/hosts/<host>/...) or on this machine."""
+        return bool(self.hosts)
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+    def paths_of(self, host: str | None) -> StatePaths:
+        """The state dir of a host (this machine's when not on a cluster)."""
+        if host is None or not self.cluster:
+            return self.paths
+        return StatePaths(Path(self.host(host).state_dir or self.paths.root))
 
     # -- objects ---------------------------------------------------------------------------------
     def env_spec(self, env: str) -> EnvSpec:
@@ -456,13 +493,29 @@ def load(raw: dict[str, Any] | None) -> Config:
         image=_with_defaults(top["image"]["properties"], raw["image"]),
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
         workload_targets=targets,
+        hosts=_hosts(raw.get("hosts", [])),
     )
 
 
-def state_dir_of(raw: dict[str, Any] | None) -> str:
-    """The state dir a raw config names (the default when it names none): for scripts that need the
-    directory without making it part of any job's params (moving it re-measures nothing)."""
-    return str((raw or {}).get("state_dir") or schema()["properties"]["state_dir"]["default"])
+def _hosts(raw_hosts: list[dict[str, Any]]) -> tuple[Host, ...]:
+    hosts = tuple(Host(h["name"], h.get("group"), h.get("state_dir")) for h in raw_hosts)
+    names = [h.name for h in hosts]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise ConfigError(f"config: hosts: '{dup}' is listed twice")
+    for h in hosts:
+        if h.state_dir:
+            _check_state_dir(h.state_dir)
+    return hosts
+
+
+def state_dir_of(raw: dict[str, Any] | None, host: str | None = None) -> str:
+    """The state dir a raw config names for a host (the default when it names none): for scripts
+    that need the directory without making it part of any job's params (moving it re-measures
+    nothing)."""
+    raw = raw or {}
+    own = next((h.get("state_dir") for h in raw.get("hosts") or [] if h.get("name") == host), None)
+    return str(own or raw.get("state_dir") or schema()["properties"]["state_dir"]["default"])
 
 
 def schema_json() -> str:

@@ -57,12 +57,38 @@ class Plan:
     def workloads(self) -> list[str]:
         return list(self.config.run_workloads)
 
-    def cell_path(self, env: str, workload: str, rnd: int) -> str:
-        return f"results/cells/{env}/{workload}/round-{rnd}.parquet"
+    # -- layout: results/ on one machine; results/hosts/<host>/ per host on a cluster ------------
+    @property
+    def hosts(self) -> list[str]:
+        return [h.name for h in self.config.hosts]
 
-    def round_cells(self, workload: str, first: int, last: int) -> list[str]:
+    @property
+    def hosted(self) -> str:
+        """The directory pattern of everything measured on one host (a {host} wildcard on a cluster)."""
+        return "results/hosts/{host}" if self.config.cluster else "results"
+
+    def base(self, host: str | None) -> str:
+        """The results directory of one host (``host`` is None on one machine)."""
+        return f"results/hosts/{host}" if self.config.cluster else "results"
+
+    def per_host(self, pattern: str, **kw: Any) -> list[str]:
+        """``pattern`` (relative to a host's directory) for every host, or once on one machine."""
+        if not self.config.cluster:
+            return [f"results/{pattern}".format(**kw)]
+        return [f"results/hosts/{h}/{pattern}".format(**kw) for h in self.hosts]
+
+    def cell_path(self, env: str, workload: str, rnd: int, host: str | None = None) -> str:
+        return f"{self.base(host)}/cells/{env}/{workload}/round-{rnd}.parquet"
+
+    def round_cells(self, workload: str, first: int, last: int, host: str | None = None) -> list[str]:
         """The cells of rounds first..last of one workload, on every available environment."""
-        return [self.cell_path(e, workload, r) for r in range(first, last + 1) for e in self.available_environments]
+        return [self.cell_path(e, workload, r, host) for r in range(first, last + 1)
+                for e in self.available_environments]
+
+    def pin(self, host: str | None) -> str:
+        """SLURM options of a job that must run on ``host`` alone (empty on one machine): pinned to
+        its node, and exclusive, so nothing else runs there while it measures."""
+        return f"--nodelist={host} --exclusive" if self.config.cluster and host else ""
 
     def round_order(self, workload: str, rnd: int) -> list[str]:
         """The environments of one round in the order they are measured (isobench.rounds)."""
@@ -103,6 +129,7 @@ class Plan:
                 "sentinel": dict(c.sentinel), "iterations": c.iterations,
                 "warmup_iterations": c.warmup_iterations, "baseline": configmod.BASELINE,
                 "environments": self.environments, "workloads": self.workloads,
+                "hosts": [{"name": h.name, "group": h.group} for h in c.hosts],
                 "limits": {"cpus": c.limits.cpus, "memory_mib": c.limits.memory_mib}}
 
     # -- cache identity: each a self-describing string, so `snakemake -n` says what changed ------
@@ -114,6 +141,18 @@ class Plan:
     @property
     def host_key(self) -> str:
         return f"host:{self.host['fingerprint']}"
+
+    def host_identity(self, host: str | None) -> str:
+        """What a cell's numbers depend on about its host: this machine's fingerprint, taken when
+        the workflow is parsed; on a cluster, the node's, as its provision_image job recorded it
+        (read when the DAG is built, like the image key)."""
+        if not self.config.cluster:
+            return self.host_key
+        try:
+            with open(f"{self.base(host)}/provision/host.json") as f:
+                return f"host:{host}:{json.load(f)['fingerprint']}"
+        except FileNotFoundError:
+            return f"host:{host}:not provisioned yet"
 
     def _modules(self, env: str | None, workload: str) -> list[str]:
         mods = [codehash.module_of(WORKLOAD_KINDS[self.config.workloads[workload]["kind"]])]
@@ -312,6 +351,11 @@ def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
         print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
               "iptables); run it with sudo or as root", file=sys.stderr)
         sys.exit(1)
+    if cfg.cluster:
+        # this machine only submits: each host's jobs are pinned to it and exclusive there (SLURM),
+        # and a host's leftovers go with its jobs (start() removes a stale instance of a name) or
+        # with `snakemake cleanup` (one job per host)
+        return
     take_host_lock(cfg)         # first: a refused run changes nothing, not even its own results/
     if host is not None:
         host_check(cfg, host)
@@ -322,7 +366,8 @@ def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
 
 def finish(cfg: configmod.Config, success: bool, report: str) -> None:
     try:
-        drivers.release_all(cfg.paths)
+        if not cfg.cluster:
+            drivers.release_all(cfg.paths)
     finally:
         release_host_lock()
     if success and os.path.exists(report):

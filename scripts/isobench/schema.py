@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-VERSION = 2
+VERSION = 3
 
 #: column -> (arrow type, description); the README's schema table is generated from this
 COLUMNS: dict[str, tuple[pa.DataType, str]] = {
@@ -29,6 +29,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "started_at": (pa.timestamp("us", tz="UTC"), "iteration start (host clock)"),
     "ended_at": (pa.timestamp("us", tz="UTC"), "iteration end (host clock)"),
     "tool_version": (pa.string(), "first line of the tool's --version inside the environment"),
+    "host": (pa.string(), "the host the cell ran on: its name in `hosts:` on a cluster, else its short host name"),
     "host_fingerprint": (pa.string(), "hash of the host's identity when the cell ran: CPU model, cores, memory, kernel, "
                                            "virtualization, QEMU/libvirt/LXC versions, mitigations, governor"),
     "accel": (pa.string(), "none (native, lxc) | kvm | tcg: how the environment's CPU is provided"),
