@@ -25,10 +25,10 @@ include: "rules/cleanup.smk"
 
 
 rule all:
+    default_target: True
     input:
         REPORT_HTML,
         SUMMARY_CSV,
-    default_target: True
 
 
 onstart:

@@ -7,31 +7,34 @@
 
 rule aggregate:
     input:
-        cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl)],
-        batches=expand("results/rounds/{workload}/final.json", workload=PLAN.workloads),
-        envs=expand("results/provision/{env}.json", env=PLAN.environments),
+        cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl, host_of(w))],
+        batches=expand(f"{HOSTED}/rounds/{{workload}}/final.json", workload=PLAN.workloads, allow_missing=True),
+        envs=expand(f"{HOSTED}/provision/{{env}}.json", env=PLAN.environments, allow_missing=True),
         workloads="results/provision/workloads.json",
         paper=f"{workflow.basedir}/report/paper_results.yaml",
     output:
-        cells="results/aggregate/cells.parquet",
-        summary="results/aggregate/summary.parquet",
-        summary_csv=SUMMARY_CSV,
-        overhead="results/aggregate/overhead.parquet",
-        overhead_csv="results/aggregate/overhead.csv",
-        calibration="results/aggregate/calibration.parquet",
-        calibration_csv="results/aggregate/calibration.csv",
-        precision="results/aggregate/precision.parquet",
-        precision_csv="results/aggregate/precision.csv",
-        paper="results/aggregate/paper.parquet",
-        paper_csv="results/aggregate/paper.csv",
-        missing="results/aggregate/missing.parquet",
-        missing_csv="results/aggregate/missing.csv",
-        aa_check="results/aggregate/aa_check.parquet",
-        aa_check_csv="results/aggregate/aa_check.csv",
-        environments="results/aggregate/environments.parquet",
-        environments_csv="results/aggregate/environments.csv",
+        cells=f"{HOSTED}/aggregate/cells.parquet",
+        summary=f"{HOSTED}/aggregate/summary.parquet",
+        summary_csv=f"{HOSTED}/aggregate/summary.csv",
+        overhead=f"{HOSTED}/aggregate/overhead.parquet",
+        overhead_csv=f"{HOSTED}/aggregate/overhead.csv",
+        calibration=f"{HOSTED}/aggregate/calibration.parquet",
+        calibration_csv=f"{HOSTED}/aggregate/calibration.csv",
+        precision=f"{HOSTED}/aggregate/precision.parquet",
+        precision_csv=f"{HOSTED}/aggregate/precision.csv",
+        paper=f"{HOSTED}/aggregate/paper.parquet",
+        paper_csv=f"{HOSTED}/aggregate/paper.csv",
+        missing=f"{HOSTED}/aggregate/missing.parquet",
+        missing_csv=f"{HOSTED}/aggregate/missing.csv",
+        aa_check=f"{HOSTED}/aggregate/aa_check.parquet",
+        aa_check_csv=f"{HOSTED}/aggregate/aa_check.csv",
+        environments=f"{HOSTED}/aggregate/environments.parquet",
+        environments_csv=f"{HOSTED}/aggregate/environments.csv",
     log:
-        "results/logs/aggregate.log",
+        f"{HOSTED}/logs/aggregate.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     resources:
         bench=1,
     params:

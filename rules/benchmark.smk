@@ -16,6 +16,14 @@ rule run_cell:
         warmup=ancient(f"{HOSTED}/warmup/{{env}}.json"),
     output:
         directory(f"{HOSTED}/raw/{{env}}/{{workload}}/round-{{round}}"),
+    log:
+        f"{HOSTED}/logs/run_cell/{{env}}/{{workload}}/round-{{round}}.log",
+    priority: lambda w: PLAN.cell_priority(w.env, w.workload, int(w.round))
+    conda:
+        "../envs/host.yaml"
+    resources:
+        bench=1,
+        slurm_extra=lambda w: PLAN.pin(host_of(w)),
     params:
         settings=lambda w: CFG.env_settings(w.env),
         workload=lambda w: CFG.workload_params(w.workload),
@@ -23,11 +31,5 @@ rule run_cell:
         image=lambda w: PLAN.image_key(f"{PLAN.base(host_of(w))}/provision/image.json"),
         code=lambda w: PLAN.cell_code(w.env, w.workload),
         host=lambda w: PLAN.host_identity(host_of(w)),
-    log:
-        f"{HOSTED}/logs/run_cell/{{env}}/{{workload}}/round-{{round}}.log",
-    resources:
-        bench=1,
-        slurm_extra=lambda w: PLAN.pin(host_of(w)),
-    priority: lambda w: PLAN.cell_priority(w.env, w.workload, int(w.round))
     script:
         "../scripts/run_cell.py"

@@ -8,12 +8,16 @@ if CFG.cluster:
         input:
             expand("results/hosts/{host}/cleanup.done", host=PLAN.hosts),
         localrule: True
+        conda:
+            "../envs/host.yaml"
 
     rule cleanup_host:
         output:
             temp(touch("results/hosts/{host}/cleanup.done")),
         log:
             "results/hosts/{host}/logs/cleanup.log",
+        conda:
+            "../envs/host.yaml"
         resources:
             slurm_extra=lambda w: PLAN.pin(w.host),
         script:
@@ -25,5 +29,7 @@ else:
         log:
             "results/logs/cleanup.log",
         localrule: True
+        conda:
+            "../envs/host.yaml"
         script:
             "../scripts/cleanup.py"

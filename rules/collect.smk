@@ -7,12 +7,14 @@ rule collect_cell:
         f"{HOSTED}/raw/{{env}}/{{workload}}/round-{{round}}",
     output:
         f"{HOSTED}/cells/{{env}}/{{workload}}/round-{{round}}.parquet",
-    params:
-        parser=lambda w: PLAN.parser_code(w.workload),
-    resources:
-        bench=1,
     log:
         f"{HOSTED}/logs/collect_cell/{{env}}/{{workload}}/round-{{round}}.log",
     localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        bench=1,
+    params:
+        parser=lambda w: PLAN.parser_code(w.workload),
     script:
         "../scripts/collect_cell.py"

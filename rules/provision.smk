@@ -7,15 +7,17 @@ checkpoint provision_image:
     output:
         image=f"{HOSTED}/provision/image.json",
         host=f"{HOSTED}/provision/host.json",
-    params:
-        spec=CFG.image_spec(),
-        state_dir=lambda w: str(CFG.paths_of(w.get("host")).root),
     log:
         f"{HOSTED}/logs/provision_image.log",
+    priority: SETUP_PRIORITY
+    conda:
+        "../envs/host.yaml"
     resources:
         bench=1,
         slurm_extra=lambda w: PLAN.pin(w.get("host")),
-    priority: SETUP_PRIORITY
+    params:
+        spec=CFG.image_spec(),
+        state_dir=lambda w: str(CFG.paths_of(w.get("host")).root),
     script:
         "../scripts/provision_image.py"
 
@@ -26,15 +28,17 @@ rule provision_env:
         image=ancient(f"{HOSTED}/provision/image.json"),
     output:
         f"{HOSTED}/provision/{{env}}.json",
-    params:
-        settings=lambda w: CFG.env_settings(w.env),
-        availability=lambda w: PLAN.availability(w.env),
     log:
         f"{HOSTED}/logs/provision_env/{{env}}.log",
+    priority: SETUP_PRIORITY
+    conda:
+        "../envs/host.yaml"
     resources:
         bench=1,
         slurm_extra=lambda w: PLAN.pin(w.get("host")),
-    priority: SETUP_PRIORITY
+    params:
+        settings=lambda w: CFG.env_settings(w.env),
+        availability=lambda w: PLAN.availability(w.env),
     script:
         "../scripts/provision_env.py"
 
@@ -42,11 +46,13 @@ rule provision_env:
 rule describe_workloads:
     output:
         "results/provision/workloads.json",
-    params:
-        workloads=PLAN.workload_params(),
-        run=PLAN.run_record(),
     log:
         "results/logs/describe_workloads.log",
     localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    params:
+        workloads=PLAN.workload_params(),
+        run=PLAN.run_record(),
     script:
         "../scripts/describe_workloads.py"

@@ -5,28 +5,33 @@
 
 rule build_report:
     input:
-        summary="results/aggregate/summary.parquet",
-        overhead="results/aggregate/overhead.parquet",
-        calibration="results/aggregate/calibration.parquet",
-        precision="results/aggregate/precision.parquet",
-        paper="results/aggregate/paper.parquet",
-        missing="results/aggregate/missing.parquet",
-        aa_check="results/aggregate/aa_check.parquet",
-        environments="results/aggregate/environments.parquet",
-        envs=expand("results/provision/{env}.json", env=PLAN.environments),
-        warmups=expand("results/warmup/{env}.json", env=PLAN.available_environments),
+        summary=f"{HOSTED}/aggregate/summary.parquet",
+        overhead=f"{HOSTED}/aggregate/overhead.parquet",
+        calibration=f"{HOSTED}/aggregate/calibration.parquet",
+        precision=f"{HOSTED}/aggregate/precision.parquet",
+        paper=f"{HOSTED}/aggregate/paper.parquet",
+        missing=f"{HOSTED}/aggregate/missing.parquet",
+        aa_check=f"{HOSTED}/aggregate/aa_check.parquet",
+        environments=f"{HOSTED}/aggregate/environments.parquet",
+        envs=expand(f"{HOSTED}/provision/{{env}}.json", env=PLAN.environments, allow_missing=True),
+        warmups=expand(f"{HOSTED}/warmup/{{env}}.json", env=PLAN.available_environments, allow_missing=True),
         workloads="results/provision/workloads.json",
     output:
         html=report(
-            REPORT_HTML, caption="../report/captions/report.rst", category="Report"
+            f"{HOSTED}/report/report.html",
+            caption="../report/captions/report.rst",
+            category="Report",
         ),
         figures=report(
-            directory("results/report/figures"),
+            directory(f"{HOSTED}/report/figures"),
             patterns=["{name}.png"],
             caption="../report/captions/figure.rst",
             category="Figures",
         ),
     log:
-        "results/logs/build_report.log",
+        f"{HOSTED}/logs/build_report.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/build_report.py"

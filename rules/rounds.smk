@@ -12,17 +12,19 @@ checkpoint round_batch:
         previous=previous_batch,
     output:
         f"{HOSTED}/rounds/{{workload}}/batch-{{batch}}.json",
+    log:
+        f"{HOSTED}/logs/round_batch/{{workload}}/batch-{{batch}}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        bench=1,
     params:
         policy=lambda w: CFG.round_policy(w.workload).as_dict(),
         rounds=lambda w: batch_first_last(w)[1],
         primary=lambda w: PLAN.primary_metrics(w.workload),
         emulated=PLAN.emulated_environments(),
         code=PLAN.stats_code(),
-    log:
-        f"{HOSTED}/logs/round_batch/{{workload}}/batch-{{batch}}.log",
-    resources:
-        bench=1,
-    localrule: True
     script:
         "../scripts/round_batch.py"
 
@@ -38,5 +40,7 @@ rule rounds_final:
     log:
         f"{HOSTED}/logs/rounds_final/{{workload}}.log",
     localrule: True
+    conda:
+        "../envs/analysis.yaml"
     shell:
         "cp {input.batch} {output} 2> {log}"

@@ -8,14 +8,16 @@ rule warmup_env:
         env=ancient(f"{HOSTED}/provision/{{env}}.json"),
     output:
         f"{HOSTED}/warmup/{{env}}.json",
-    params:
-        settings=lambda w: CFG.env_settings(w.env),
-        workloads=PLAN.tool_checks(),
     log:
         f"{HOSTED}/logs/warmup_env/{{env}}.log",
+    priority: SETUP_PRIORITY
+    conda:
+        "../envs/host.yaml"
     resources:
         bench=1,
         slurm_extra=lambda w: PLAN.pin(w.get("host")),
-    priority: SETUP_PRIORITY
+    params:
+        settings=lambda w: CFG.env_settings(w.env),
+        workloads=PLAN.tool_checks(),
     script:
         "../scripts/warmup_env.py"

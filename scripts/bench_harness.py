@@ -42,7 +42,8 @@ DEFAULT = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 def report(what: str, values: list[float], unit: str, target: str = "") -> None:
     med = statistics.median(values)
     runs = " ".join(f"{v:.3g}" for v in values)
-    print(f"{what:<58} {med:>10.3f} {unit:<8} (median of {len(values)}: {runs}){'  target ' + target if target else ''}",
+    goal = f"  target {target}" if target else ""
+    print(f"{what:<58} {med:>10.3f} {unit:<8} (median of {len(values)}: {runs}){goal}",
           flush=True)
 
 

@@ -1,7 +1,8 @@
 """Remove every host object isobench created, and nothing else (safe to run at any time).
 
 What every driver left behind (containers, guests, private networks and bridges, NAT rules,
-instance overlays and mounts under the state dir) and the daemons a driver started for the run. Results under results/ and the cached image are kept (--images removes the
+instance overlays and mounts under the state dir) and the daemons a driver started for the run.
+Results under results/ and the cached image are kept (--images removes the
 image cache too).
 
     python scripts/cleanup.py [--state-dir /var/lib/isobench] [--images]
@@ -15,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from isobench.drivers import StatePaths, cleanup_all, release_all  # noqa: E402
+from isobench.drivers import StatePaths, cleanup_all, release_all
 
 
 def main(state_dir: str, images: bool = False) -> list[str]:

@@ -27,7 +27,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from isobench import stats  # noqa: E402
+from isobench import stats
 
 
 def cell_value(g: pd.DataFrame, k: int | None) -> float:

@@ -15,5 +15,6 @@ def main(settings: dict, state_dir: str, image_json: str, out: str) -> None:
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    run_step(lambda: main(dict(sm.params.settings), state_dir_of(sm.config, sm.wildcards.get("host")), sm.input.image, sm.output[0]),
+    host = sm.wildcards.get("host")
+    run_step(lambda: main(dict(sm.params.settings), state_dir_of(sm.config, host), sm.input.image, sm.output[0]),
              sm.log[0])

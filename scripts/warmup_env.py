@@ -17,5 +17,6 @@ def main(settings: dict, tool_checks: list, state_dir: str, image_json: str, out
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    run_step(lambda: main(dict(sm.params.settings), list(sm.params.workloads), state_dir_of(sm.config, sm.wildcards.get("host")),
+    host = sm.wildcards.get("host")
+    run_step(lambda: main(dict(sm.params.settings), list(sm.params.workloads), state_dir_of(sm.config, host),
                           sm.input.image, sm.output[0]), sm.log[0])

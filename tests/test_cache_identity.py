@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, variant
 from isobench import codehash, config, hostinfo, image, pipeline
+
+from conftest import ROOT, variant
 
 PKG = ROOT / "scripts" / "isobench"
 ENVS = ["native", "lxc_bridge", "lxc_host", "kvm"]
@@ -47,7 +48,8 @@ def edit(path: Path, old: str, new: str) -> None:
 
 def test_a_command_change_re_measures_exactly_that_workload(default_raw, copy):
     before = identities(default_raw, copy)
-    edit(copy / "workloads" / "compression.py", "xz -T{p['threads']} -{p['level']} -c", "xz -T{p['threads']} -{p['level']} -vc")
+    edit(copy / "workloads" / "compression.py", "xz -T{p['threads']} -{p['level']} -c",
+         "xz -T{p['threads']} -{p['level']} -vc")
     after = identities(default_raw, copy)
     assert changed(before, after, "cell") == {(e, "compression") for e in ENVS}
     assert changed(before, after, "parser") == {"compression"}     # re-measured cells are re-collected

@@ -10,9 +10,10 @@ import stat
 import pytest
 import yaml
 
-from conftest import ROOT, variant
 from isobench import config
 from isobench.errors import ConfigError
+
+from conftest import ROOT, variant
 
 
 def test_default_config_loads_and_resolves_the_quick_profile(default_raw):
@@ -120,12 +121,14 @@ def test_every_schema_key_is_described():
 def test_conda_env_pins_match_requirements():
     reqs = dict(line.strip().lower().split("==") for line in (ROOT / "requirements.txt").read_text().splitlines()
                 if "==" in line and not line.startswith("#"))
-    env = yaml.safe_load((ROOT / "envs" / "analysis.yaml").read_text())
-    for dep in env["dependencies"]:
-        name, _, version = dep.partition("=")
-        if name == "python":
-            continue
-        assert reqs.get(name.lower()) == version, f"envs/analysis.yaml pins {name}={version}, requirements.txt {reqs.get(name.lower())}"
+    for path in sorted((ROOT / "envs").glob("*.yaml")):
+        env = yaml.safe_load(path.read_text())
+        for dep in env["dependencies"]:
+            name, _, version = dep.partition("=")
+            if name == "python":
+                continue
+            want = reqs.get(name.lower())
+            assert want == version, f"envs/{path.name} pins {name}={version}, requirements.txt {want}"
 
 
 def test_config_comments_name_only_existing_keys(default_raw):
@@ -154,7 +157,7 @@ def test_cells_are_measured_round_by_round_in_a_random_order(default_raw):
                                                            ("stream", 2), ("compression", 3), ("stream", 3)]
     assert len({tuple(plan.round_order("compression", r)) for r in range(1, 30)}) > 5   # drawn, not rotated
     prios = [plan.cell_priority(*c) for c in cells]
-    assert len(set(prios)) == len(prios) and 0 < min(prios) and max(prios) < SETUP_PRIORITY
+    assert len(set(prios)) == len(prios) and min(prios) > 0 and max(prios) < SETUP_PRIORITY
     other = Plan(config.load(variant(raw, seed=7)))
     assert [other.round_order("compression", r) for r in range(1, 10)] != [
         plan.round_order("compression", r) for r in range(1, 10)]

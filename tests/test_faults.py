@@ -15,14 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, default_rootfs
-from leftovers import host_leftovers
 from isobench import cell, image
 from isobench.drivers import KINDS as DRIVERS
 from isobench.drivers.base import EnvSpec, Limits, StatePaths
 from isobench.errors import BenchError, InstanceError
 from isobench.workloads import KINDS as WORKLOADS
 from isobench.workloads.compression import Compression
+
+from conftest import ROOT, default_rootfs
+from leftovers import host_leftovers
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +90,7 @@ def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
 
 
 def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):
-    out = open(tmp_path / "killed-run.log", "w")
+    out = open(tmp_path / "killed-run.log", "w")  # noqa: SIM115  (the killed run writes to it until the end)
     proc = subprocess.Popen(snakemake_cmd(tmp_path), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         wait_for(lambda: measuring(tmp_path) or proc.poll() is not None, 300, "the slow LXC cell to start measuring")

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import ROOT, default_rootfs
 from isobench import pipeline
+
+from conftest import ROOT, default_rootfs
 
 LINE = re.compile(r"^isobench: another run is measuring on this host \(pid (\S+), in (.+), since (\S+)\); "
                   r"wait for it to finish or stop it \(this run changed nothing\)$")

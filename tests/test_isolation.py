@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import default_rootfs
 from isobench.drivers import KINDS as DRIVERS
 from isobench.drivers.base import Limits, StatePaths
 from isobench.workloads import KINDS as WORKLOADS
 from isobench.workloads.base import Context
+
+from conftest import default_rootfs
 
 STATE = Path("/var/lib/isobench")
 pytestmark = pytest.mark.e2e

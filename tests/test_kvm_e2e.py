@@ -21,17 +21,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, default_rootfs, variant
 from isobench import config as configmod
 from isobench.cell import run_cell
-from isobench.drivers.kvm import daemon as libvirtd
-from isobench.drivers.kvm import driver as kvm
 from isobench.drivers.base import Limits, StatePaths
 from isobench.drivers.kvm import KvmDriver
+from isobench.drivers.kvm import daemon as libvirtd
+from isobench.drivers.kvm import driver as kvm
 from isobench.errors import BenchError, InstanceError
 from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
 from isobench.measure import Measure
+
+from conftest import ROOT, default_rootfs, variant
 
 pytestmark = pytest.mark.e2e
 
@@ -175,7 +176,8 @@ def test_guest_without_agent_in_time_is_destroyed(paths):
 
 def test_guest_that_dies_while_booting_fails_fast(paths, monkeypatch):
     # no such init: the kernel panics, panic=-1 reboots and on_reboot=destroy ends the domain
-    monkeypatch.setattr(kvm, "guest_cmdline", lambda ip, subnet, tsc_khz=None: "console=ttyS0 panic=-1 rdinit=/no-such-init")
+    monkeypatch.setattr(kvm, "guest_cmdline",
+                        lambda ip, subnet, tsc_khz=None: "console=ttyS0 panic=-1 rdinit=/no-such-init")
     t0 = time.monotonic()
     with pytest.raises(InstanceError, match="stopped while booting") as err:
         driver(paths).start("isobench-kvm_e2e-dead")

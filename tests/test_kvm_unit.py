@@ -12,13 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from isobench.drivers.kvm import daemon as libvirtd
-from isobench.drivers.kvm import image as guestimage
 from isobench.drivers import KINDS
 from isobench.drivers.base import Limits, StatePaths
 from isobench.drivers.kvm import KvmDriver
-from isobench.drivers.kvm.domain import (NETWORK, choose_accel, cpu_mode, domain_xml, guest_cmdline, network_xml,
-                                         uses_vhost)
+from isobench.drivers.kvm import daemon as libvirtd
+from isobench.drivers.kvm import image as guestimage
+from isobench.drivers.kvm.domain import (
+    NETWORK,
+    choose_accel,
+    cpu_mode,
+    domain_xml,
+    guest_cmdline,
+    network_xml,
+    uses_vhost,
+)
 from isobench.errors import BenchError
 
 NO_KVM = {"dev_kvm": False, "kvm_intel": False, "kvm_amd": False, "kvm_pvm": False, "guest_kernel": False}

@@ -13,8 +13,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from isobench import paper  # noqa: E402
-from test_stats import manifest, run  # noqa: E402,F401  (run is a fixture)
+from isobench import paper
+
+from test_stats import manifest, run  # noqa: F401  (run is a fixture)
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +250,7 @@ def test_rule_is_written_down():
     assert "agrees in direction" not in doc
 
 
-def test_compare_on_synthetic_run(run, data):
+def test_compare_on_synthetic_run(run, data):  # noqa: F811  (the fixture)
     import json
     workloads = json.loads(Path(run["workloads"]).read_text())
     manifests = {m["env"]: m for m in (json.loads(Path(p).read_text()) for p in run["manifests"])}

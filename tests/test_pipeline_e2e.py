@@ -18,9 +18,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT
 from isobench.drivers.kvm import daemon as libvirtd
 from isobench.schema import SCHEMA
+
+from conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -162,7 +163,8 @@ def test_adding_rounds_measures_only_the_new_rounds(run):
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
     raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/*/round-1/cell.json")}
     # the config as the previous test left it (fio changed), plus a second round
-    configs = (TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml", ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
+    configs = (TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml",
+               ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
     dry = snakemake(wd, "-n", configs=configs, envs=envs, workloads=wls)
     planned = re.findall(r"output: (results/raw/\S+)", dry.stdout)
     assert sorted(planned) == sorted(f"results/raw/{e}/{w}/round-2" for e in envs for w in wls), dry.stdout[-3000:]

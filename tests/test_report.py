@@ -16,9 +16,10 @@ from matplotlib.image import imread
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from isobench import aggregate as agg  # noqa: E402
-from isobench import report  # noqa: E402
-from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run  # noqa: E402
+from isobench import aggregate as agg
+from isobench import report
+
+from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -108,7 +109,8 @@ def test_unavailable_and_missing_are_reported(built):
 def test_methods_and_rule(built):
     html = built["html"]
     methods = html[html.index("id='methods'"):]
-    for text in ("Synthetic CPU", "v2", "kvm_pvm", "6.1.0-test", "20150329", "Tukey", "inconclusive", "Benjamini-Hochberg", "t-interval",
+    for text in ("Synthetic CPU", "v2", "kvm_pvm", "6.1.0-test", "20150329", "Tukey", "inconclusive",
+                 "Benjamini-Hochberg", "t-interval",
                  "2025-01-02"):
         assert text in methods, text
 

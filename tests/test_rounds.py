@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from isobench import rounds, stats  # noqa: E402
+from isobench import rounds, stats
 
 CELL_CV, ITER_CV, DRIFT_CV = 0.07, 0.02, 0.05
 

@@ -14,7 +14,7 @@ import json
 import math
 import random
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +25,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from isobench import aggregate as agg  # noqa: E402
-from isobench import rounds, stats  # noqa: E402
-from isobench.schema import SCHEMA  # noqa: E402
+from isobench import aggregate as agg
+from isobench import rounds, stats
+from isobench.schema import SCHEMA
 
 # -- the synthetic run -----------------------------------------------------------------------------
 HOST_CPU = {"accel": "none", "emulated": False}
@@ -67,7 +67,7 @@ REDIS_SPEED = {"lxc_nat": 0.7, "lxc_bridge": 0.95}
 ROUNDS, ITERATIONS, WARMUPS = 6, 5, 1
 #: every environment of a round shares the round's host speed (drift): the pairing must remove it
 ROUND_DRIFT = 0.05
-T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def _value(env: str, wl: str, metric: str, point: str, hib: bool, native: float, rng: np.random.Generator,
@@ -102,7 +102,8 @@ def cell_table(env: str, wl: str, rnd: int, **sentinel) -> pa.Table:
                     "value": _value(env, wl, metric, point, hib, native, rng, warm, drift),
                     "unit": unit, "higher_is_better": hib, "started_at": start,
                     "ended_at": start + timedelta(seconds=15), "tool_version": f"{kind} 1.0",
-                    "host": "testhost", "host_fingerprint": "abc123", "accel": labels["accel"], "emulated": labels["emulated"],
+                    "host": "testhost", "host_fingerprint": "abc123", "accel": labels["accel"],
+                    "emulated": labels["emulated"],
                     "image_key": "img1", "settings": json.dumps(settings, sort_keys=True),
                     **{**SENTINEL, **sentinel}})
     return pa.Table.from_pylist(rows, schema=SCHEMA)

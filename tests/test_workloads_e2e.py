@@ -12,7 +12,6 @@ import math
 import pytest
 import yaml
 
-from conftest import ROOT, variant
 from isobench import config as configmod
 from isobench.cell import run_cell
 from isobench.collect import cell_rows
@@ -20,6 +19,8 @@ from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
 from isobench.measure import Measure
 from isobench.workloads import KINDS
+
+from conftest import ROOT, variant
 
 pytestmark = pytest.mark.e2e
 

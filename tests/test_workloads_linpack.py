@@ -1,9 +1,10 @@
 """linpack (HPL via hpcc): hpccinf.txt, the process grid and the command builder. The parser's
 contract (real captured output, failed, truncated and broken runs) is in test_workload_contract.py."""
 
-import captured
 from isobench.workloads.hpcc import grid, hpccinf
 from isobench.workloads.linpack import Linpack
+
+import captured
 
 
 def test_grid_is_flat_and_exact():

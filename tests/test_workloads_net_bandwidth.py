@@ -6,14 +6,16 @@ import json
 import re
 from pathlib import Path
 
-import captured
-import isobench.workloads.net_bandwidth as mod
 import pytest
-from fakes import FakeInst
+
+import isobench.workloads.net_bandwidth as mod
 from isobench.errors import InstanceError, ParseError
 from isobench.workloads import Context
 from isobench.workloads.net_bandwidth import MARK, PORT, NetBandwidth
 from isobench.workloads.servers import END
+
+import captured
+from fakes import FakeInst
 
 PARAMS = captured.params("net_bandwidth")
 GOOD = captured.good("net_bandwidth")

@@ -4,11 +4,12 @@ test_workload_contract.py."""
 
 from pathlib import Path
 
-import captured
-from fakes import FakeInst
 from isobench.workloads import Context
 from isobench.workloads.net_latency import PERL, PORT, SCRIPT, NetLatency
 from isobench.workloads.servers import END
+
+import captured
+from fakes import FakeInst
 
 PARAMS = captured.params("net_latency")
 

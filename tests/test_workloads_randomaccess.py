@@ -4,9 +4,11 @@ test_workload_contract.py."""
 
 import re
 
-import captured
 import pytest
+
 from isobench.workloads.randomaccess import RandomAccess
+
+import captured
 
 PARAMS = captured.params("randomaccess")
 

@@ -4,12 +4,14 @@ test_workload_contract.py."""
 
 from pathlib import Path
 
-import captured
 import pytest
-from fakes import FakeInst
+
 from isobench.errors import ConfigError
 from isobench.workloads import Context
 from isobench.workloads.stream import LUA, Stream, last_level_cache, parse_size
+
+import captured
+from fakes import FakeInst
 
 PARAMS = captured.params("stream")
 
@@ -28,7 +30,7 @@ CACHES = """1 Data 32K 0
 def test_rate_follows_streams_byte_counting(path):
     raw = path.read_text()
     n = PARAMS["array_mib"] * 1024 * 1024 // 8
-    rows = {l.split(":")[0].lower(): l.split() for l in raw.splitlines() if l.split(":")[0] in
+    rows = {line.split(":")[0].lower(): line.split() for line in raw.splitlines() if line.split(":")[0] in
             ("Copy", "Scale", "Add", "Triad")}
     for s in Stream.parse(raw, PARAMS):
         words = 2 if s.metric in ("copy", "scale") else 3

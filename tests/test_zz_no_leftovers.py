@@ -4,9 +4,10 @@ and the libvirt daemons and firewall chains are as the suite found them."""
 
 import pytest
 
-from conftest import HOST_AT_START
 from isobench.drivers import StatePaths, release_all
 from isobench.drivers.kvm import daemon
+
+from conftest import HOST_AT_START
 from leftovers import STATE, host_leftovers
 
 

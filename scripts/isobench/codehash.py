@@ -52,8 +52,9 @@ import ast
 import functools
 import hashlib
 import types
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 PACKAGE = "isobench"
 ROOT = Path(__file__).resolve().parent  # the package directory (scripts/isobench)
@@ -74,7 +75,7 @@ def _in_package(name: str, package: str) -> bool:
     return name == package or name.startswith(package + ".")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _path(module: str, root: Path, package: str) -> Path | None:
     """The source file of ``module`` (a package's ``__init__.py`` wins over a same-named ``.py``,
     as in Python), or None if it is not a module of the package."""
@@ -96,7 +97,7 @@ def _read_bytes(path: Path) -> bytes:
     return path.read_bytes()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _imports(module: str, root: Path, package: str) -> tuple[str, ...]:
     """The package modules ``module`` imports directly (not its implied parents), from its AST."""
     path = _path(module, root, package)
@@ -147,7 +148,7 @@ def _parents(module: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(1, len(parts))]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _closure(module: str, root: Path, package: str) -> tuple[str, ...]:
     if _path(module, root, package) is None:
         raise ModuleNotFoundError(f"{module}: no {package} module under {root}")
@@ -184,7 +185,7 @@ def source_hash(modules: Iterable[str], root: Path | str | None = None, package:
     return h.hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _closure_hash(modules: frozenset[str], root: Path, package: str) -> str:
     union: set[str] = set()
     for m in modules:
@@ -220,7 +221,7 @@ def _without_parsers(tree: ast.Module) -> ast.Module:
     return tree
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _measure_hash(modules: frozenset[str], root: Path, package: str) -> str:
     union: set[str] = set()
     for m in modules:

@@ -17,5 +17,5 @@ class Measure:
         return asdict(self)
 
     @classmethod
-    def from_param(cls, param: dict[str, Any]) -> "Measure":
+    def from_param(cls, param: dict[str, Any]) -> Measure:
         return cls(**param)     # an unknown key is an error, never dropped

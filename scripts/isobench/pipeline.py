@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
@@ -230,7 +230,8 @@ def release_stale_lock(workdir: str = ".") -> None:
         if int(pid) in me:
             continue
         try:
-            cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
@@ -300,7 +301,7 @@ def take_host_lock(cfg: configmod.Config) -> None:
               "(this run changed nothing)", file=sys.stderr)
         sys.exit(1)
     holder = {"pid": os.getpid(), "cwd": os.getcwd(), "state_dir": str(cfg.paths.root),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+              "started": datetime.now(UTC).isoformat(timespec="seconds")}
     data = (json.dumps(holder) + "\n").encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)

@@ -30,8 +30,8 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "ended_at": (pa.timestamp("us", tz="UTC"), "iteration end (host clock)"),
     "tool_version": (pa.string(), "first line of the tool's --version inside the environment"),
     "host": (pa.string(), "the host the cell ran on: its name in `hosts:` on a cluster, else its short host name"),
-    "host_fingerprint": (pa.string(), "hash of the host's identity when the cell ran: CPU model, cores, memory, kernel, "
-                                           "virtualization, QEMU/libvirt/LXC versions, mitigations, governor"),
+    "host_fingerprint": (pa.string(), "hash of the host's identity when the cell ran: CPU model, cores, memory, "
+                                      "kernel, virtualization, QEMU/libvirt/LXC versions, mitigations, governor"),
     "accel": (pa.string(), "none (native, lxc) | kvm | tcg: how the environment's CPU is provided"),
     "emulated": (pa.bool_(), "true when the CPU is emulated (TCG): never a KVM figure"),
     "image_key": (pa.string(), "hash of the image the tools came from"),

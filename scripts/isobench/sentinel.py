@@ -107,7 +107,7 @@ class Watch:
             except OSError:
                 pass
 
-    def __enter__(self) -> "Watch":
+    def __enter__(self) -> Watch:
         self._t0 = time.monotonic()
         self._ticks0 = cpu_ticks()
         self._thread = threading.Thread(target=self._sample, name="isobench-sentinel", daemon=True)

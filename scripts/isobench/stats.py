@@ -210,10 +210,8 @@ def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI) -> PairedSta
         return PairedStats(n, ratio, nan, nan, nan, nan, nan, f"{n} round < {min_rounds}: no interval")
     sd = float(np.std(d, ddof=1))
     half = _t_half(sd, n)
-    if sd == 0:     # identical ratios in every round: certain, or certainly no difference
-        p = 1.0 if mean == 0 else 0.0
-    else:
-        p = float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    # identical ratios in every round: certain, or certainly no difference
+    p = (1.0 if mean == 0 else 0.0) if sd == 0 else float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
     hw = (math.exp(half) - 1) * 100
     if n < min_rounds:
         return PairedStats(n, ratio, nan, nan, sd, hw, p, f"{n} rounds < {min_rounds}: no interval")

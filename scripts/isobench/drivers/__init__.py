@@ -66,5 +66,6 @@ def release_all(paths: StatePaths) -> list[str]:
     return stopped
 
 
-__all__ = ["HOST_CLIENT", "KINDS", "Driver", "EnvSpec", "Instance", "Limits", "StatePaths", "cleanup_all", "create", "host_client",
+__all__ = ["HOST_CLIENT", "KINDS", "Driver", "EnvSpec", "Instance", "Limits", "StatePaths", "cleanup_all", "create",
+           "host_client",
            "release_all"]

@@ -21,9 +21,10 @@ import signal
 import subprocess
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar
 
 from .. import PREFIX
 from ..errors import InstanceError
@@ -48,7 +49,7 @@ class ExecResult:
     stderr: str
     seconds: float
 
-    def check(self, what: str = "") -> "ExecResult":
+    def check(self, what: str = "") -> ExecResult:
         """Raise a one-line InstanceError unless the command succeeded."""
         if self.returncode != 0:
             tail = (self.stderr.strip().splitlines() or self.stdout.strip().splitlines() or [""])[-1]
@@ -116,7 +117,7 @@ class EnvSpec:
         return param
 
     @classmethod
-    def from_param(cls, param: Mapping[str, Any]) -> "EnvSpec":
+    def from_param(cls, param: Mapping[str, Any]) -> EnvSpec:
         p = dict(param)
         env, kind = p.pop("env"), p.pop("driver")
         lim = p.pop("limits", None)
@@ -186,7 +187,7 @@ class Instance(ABC):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {what}")
+            raise InstanceError(f"{self.name}: command timed out after {timeout:.0f}s: {what}") from None
         return proc.returncode, out, err
 
     def sh(self, script: str, *, timeout: float = 600, input: bytes | None = None) -> ExecResult:
@@ -257,7 +258,7 @@ class Instance(ABC):
         self._stopped = True
         self._teardown()
 
-    def __enter__(self) -> "Instance":
+    def __enter__(self) -> Instance:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -54,7 +54,7 @@ def address_for(name: str, subnet: str) -> tuple[str, str]:
     span = min(net.num_addresses - 3, 240)
     idx = 10 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % span
     ip = net.network_address + idx
-    mac = "00:16:3e:%02x:%02x:%02x" % tuple(ip.packed[-3:])
+    mac = "00:16:3e:" + ":".join(f"{b:02x}" for b in ip.packed[-3:])
     return str(ip), mac
 
 

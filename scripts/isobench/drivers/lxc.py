@@ -13,14 +13,26 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import InstanceError, Unavailable
 from ..hostinfo import cgroup_layout, hosts_file
 from ..util import run
 from . import hostnet
-from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Availability, Driver, Endpoint, Instance, Limits, hostname_for, wait_until
+from .base import (
+    DATA_DIR,
+    GUEST_PATH,
+    NAME_PREFIX,
+    Availability,
+    Driver,
+    Endpoint,
+    Instance,
+    Limits,
+    hostname_for,
+    wait_until,
+)
 from .mounts import remove_tree
 
 log = logging.getLogger("isobench")
@@ -67,7 +79,7 @@ def expand_cpuset(spec: str) -> list[int]:
 
 
 class LxcInstance(Instance):
-    def __init__(self, name: str, driver: "LxcDriver"):
+    def __init__(self, name: str, driver: LxcDriver):
         super().__init__(name)
         self.lxcpath = driver.lxcpath
         self.net = driver.options.get("net", "bridge")
@@ -86,7 +98,7 @@ class LxcInstance(Instance):
     def dir(self) -> Path:
         return self.lxcpath / self.name
 
-    def _create(self, driver: "LxcDriver") -> None:
+    def _create(self, driver: LxcDriver) -> None:
         delta = self.dir / "delta0"
         delta.mkdir(parents=True, mode=0o700)
         (delta / "etc").mkdir(mode=0o755)           # the overlay's upper layer: this container only

@@ -8,8 +8,8 @@ execute byte-identical binaries. /data is a plain host directory (the host's own
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..hostinfo import hosts_file
 from ..util import run

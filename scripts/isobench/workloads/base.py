@@ -16,9 +16,10 @@ Adding a workload touches its module, the registry in ``__init__`` and the confi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from ..drivers.base import Instance
 
@@ -82,7 +83,7 @@ class Workload(ABC):
         """The workload as one value a rule passes to its script (workloads.from_param reverses it)."""
         return {"workload": self.name, "kind": self.kind, **self.params}
 
-    def prepare(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:  # noqa: B027  (optional hook: most workloads need no datasets)
         """Make the datasets this workload reads; runs once per cell and is not measured."""
 
     @abstractmethod

@@ -35,7 +35,8 @@ class Linpack(HpccWorkload):
                                   "mean (the paper: 10)"},
         **HPCC_PARAMS,
     }
-    METRICS = {"gflops": Metric("GFLOPS", True, "HPL floating-point rate (10^9 flop/s), mean over trials", primary=True)}
+    METRICS = {"gflops": Metric("GFLOPS", True, "HPL floating-point rate (10^9 flop/s), mean over trials",
+                                primary=True)}
 
     def sizes(self) -> list[int]:
         return [self.params["n"]] * self.params["trials"]

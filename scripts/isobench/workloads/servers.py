@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..drivers.base import Instance
 from ..errors import InstanceError, ParseError

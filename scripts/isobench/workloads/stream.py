@@ -194,7 +194,8 @@ class Stream(Workload):
 
     def command(self) -> str:
         p = self.params
-        return (f"exec 2>&1; rm -f {BARRIER}; sysbench {SCRIPT} --threads={p['threads']} --array-size={self.elements()} "
+        return (f"exec 2>&1; rm -f {BARRIER}; sysbench {SCRIPT} --threads={p['threads']} "
+                f"--array-size={self.elements()} "
                 f"--ntimes={p['ntimes']} --barrier={BARRIER} stream; rc=$?; rm -f {BARRIER}; "
                 "echo \"isobench-stream exit=$rc end\"")
 

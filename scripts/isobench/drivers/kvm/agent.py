@@ -11,8 +11,9 @@ import base64
 import json
 import socket
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from ...errors import InstanceError
 from ..base import GUEST_PATH, Instance

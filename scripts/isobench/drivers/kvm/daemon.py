@@ -16,9 +16,9 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from ...errors import InstanceError
 from ...util import read_json, run, write_json

@@ -31,8 +31,18 @@ from .. import hostnet
 from ..base import NAME_PREFIX, Availability, Driver, Endpoint, Instance, StatePaths
 from . import daemon as libvirtd
 from .agent import AgentInstance
-from .domain import (BRIDGE, NETWORK, choose_accel, cpu_mode, domain_xml, guest_cmdline, host_probe, host_tsc_khz,
-                     network_xml, uses_vhost)
+from .domain import (
+    BRIDGE,
+    NETWORK,
+    choose_accel,
+    cpu_mode,
+    domain_xml,
+    guest_cmdline,
+    host_probe,
+    host_tsc_khz,
+    network_xml,
+    uses_vhost,
+)
 from .image import ensure_guest_artifacts
 
 log = logging.getLogger("isobench")
@@ -116,7 +126,7 @@ def make_data_disk(path: Path, fmt: str) -> None:
 
 
 class KvmInstance(AgentInstance):
-    def __init__(self, name: str, driver: "KvmDriver", artifacts: dict[str, Any]):
+    def __init__(self, name: str, driver: KvmDriver, artifacts: dict[str, Any]):
         super().__init__(name)
         self.dir = instance_dir(driver.paths, name)
         self.settings = driver.settings()
@@ -139,7 +149,7 @@ class KvmInstance(AgentInstance):
     def console_log(self) -> Path:
         return self.dir / "console.log"
 
-    def _create(self, driver: "KvmDriver", artifacts: dict[str, Any]) -> str:
+    def _create(self, driver: KvmDriver, artifacts: dict[str, Any]) -> str:
         self.dir.mkdir(parents=True, mode=0o700)
         root = self.dir / "root.qcow2"
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", artifacts["base_disk"], str(root)])
