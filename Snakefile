@@ -21,14 +21,14 @@ include: "rules/collect.smk"
 include: "rules/rounds.smk"
 include: "rules/aggregate.smk"
 include: "rules/report.smk"
+include: "rules/hosts.smk"
 include: "rules/cleanup.smk"
 
 
 rule all:
     default_target: True
     input:
-        REPORT_HTML,
-        SUMMARY_CSV,
+        PLAN.targets(),
 
 
 onstart:

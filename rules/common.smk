@@ -16,7 +16,6 @@ STATE_DIR = str(CFG.paths.root)
 SETUP_PRIORITY = pipeline.SETUP_PRIORITY
 
 REPORT_HTML = "results/report/report.html"
-SUMMARY_CSV = "results/aggregate/summary.csv"
 # everything measured on one host: results/ on one machine, results/hosts/{host}/ on a cluster
 HOSTED = PLAN.hosted
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -287,3 +288,20 @@ def pooled(values: pd.DataFrame, *, baseline: str, groups: dict[str, str], prima
             "het_p_value": p.het_p_value, "sd_between_log": p.sd_between_log, "tau_log": p.tau_log,
         })
     return aggregate._frame(rows, POOLED_COLUMNS)
+
+
+def compare(cell_files: list[Path], out: dict[str, Path], *, baseline: str, groups: dict[str, str],
+            primary: dict[str, set[str]], gaps: dict[str, float]) -> None:
+    """The host comparison of a cluster run, from every host's aggregated cells (rounds the sentinel
+    flagged are left out, as each host's own aggregate does): ``out`` names hosts(.parquet, _csv)
+    and groups(.parquet, _csv)."""
+    cells = pd.concat([pd.read_parquet(f) for f in cell_files], ignore_index=True)
+    if "flagged" in cells:
+        cells = cells[~cells["flagged"]]
+    values = host_values(cells)
+    meta = {"baseline": baseline, "confidence": stats.CONFIDENCE, "ci_method": stats.PAIRED_METHOD,
+            "pooled_method": POOLED_METHOD, "groups": groups}
+    aggregate._write(per_host(values, baseline=baseline, primary=primary, gaps=gaps, groups=groups),
+                     Path(out["hosts"]), Path(out["hosts_csv"]), meta)
+    aggregate._write(pooled(values, baseline=baseline, groups=groups, primary=primary, gaps=gaps),
+                     Path(out["groups"]), Path(out["groups_csv"]), meta)

@@ -85,6 +85,22 @@ class Plan:
         return [self.cell_path(e, workload, r, host) for r in range(first, last + 1)
                 for e in self.available_environments]
 
+    @property
+    def baseline(self) -> str:
+        return configmod.BASELINE
+
+    def host_groups(self) -> dict[str, str]:
+        """host -> its group (hosts without one are their own group of one)."""
+        return {h.name: h.group or h.name for h in self.config.hosts}
+
+    def targets(self) -> list[str]:
+        """What `snakemake all` makes: the report and the summary table (on a cluster: each host's,
+        the host comparison and the cluster report)."""
+        if not self.config.cluster:
+            return ["results/report/report.html", "results/aggregate/summary.csv"]
+        return ["results/report/report.html", "results/aggregate/hosts.csv",
+                *self.per_host("report/report.html"), *self.per_host("aggregate/summary.csv")]
+
     def pin(self, host: str | None) -> str:
         """SLURM options of a job that must run on ``host`` alone (empty on one machine): pinned to
         its node, and exclusive, so nothing else runs there while it measures."""
