@@ -37,6 +37,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
+# ---- SLURM (issue #13): a throwaway test cluster (tests/slurm_cluster.py) and the multi-host ------
+# profile (profiles/slurm). Debian's slurm 22.05 + munge; --no-install-recommends keeps it at 6
+# packages. Installing starts no service here (policy-rc.d / no systemd): tests/slurm_cluster.py
+# starts munged, slurmctld and slurmd itself under a temporary directory and stops them by PID file.
+SLURM_PACKAGES=(slurmctld slurmd slurm-client munge)
+slurm_missing=()
+for p in "${SLURM_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || slurm_missing+=("$p")
+done
+if [ ${#slurm_missing[@]} -gt 0 ]; then
+  echo "install.sh: installing ${slurm_missing[*]} (SLURM test cluster)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${slurm_missing[@]}"
+fi
+# ---- end SLURM -----------------------------------------------------------------------------------
+
 # Debian's interpreter, not whatever python3 is first on PATH: the venv must work on a plain host
 PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.txt; then
