@@ -1,5 +1,6 @@
 """Snakemake entry (rule run_cell): measure one environment x workload x round."""
 
+import os
 from pathlib import Path
 
 from isobench import workloads
@@ -16,9 +17,14 @@ def main(settings: dict, workload: dict, measure: dict, rnd: int, host: str | No
          out: str) -> None:
     # the host as it is when the cell runs (the run stops before measuring if it is not the host the
     # results were measured on: pipeline.host_check); named by the config on a cluster, else by itself
+    where = {**fingerprint(), **(on_cluster(host) if host else {})}
     run_cell(EnvSpec.from_param(settings), workloads.from_param(workload), rnd, Measure.from_param(measure),
-             StatePaths(Path(state_dir)), read_json(image_json), {**fingerprint(), **({"name": host} if host else {})},
-             Path(out))
+             StatePaths(Path(state_dir)), read_json(image_json), where, Path(out))
+
+
+def on_cluster(host: str) -> dict:
+    """The host as the config names it, and the SLURM node the job really ran on."""
+    return {"name": host, "slurm_node": os.environ.get("SLURMD_NODENAME", "")}
 
 
 if "snakemake" in globals():

@@ -32,8 +32,10 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def instance_name(env: str, what: str, rnd: int | None = None) -> str:
-    return f"{PREFIX}-{env}-{what}" + (f"-{rnd}" if rnd is not None else "")
+def instance_name(env: str, what: str, rnd: int | None = None, host: str | None = None) -> str:
+    """The name of an instance (and of what the driver creates for it). On a cluster it carries the
+    host, so that fake hosts sharing one machine (tests) never reuse each other's names."""
+    return f"{PREFIX}-" + (f"{host}-" if host else "") + f"{env}-{what}" + (f"-{rnd}" if rnd is not None else "")
 
 
 def _labels(driver: Driver) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def provision(spec: EnvSpec, paths: StatePaths, image: dict[str, Any]) -> dict[s
 
 
 def warmup(spec: EnvSpec, workloads: list[Workload], paths: StatePaths, image: dict[str, Any],
-           out_json: Path) -> dict[str, Any]:
+           out_json: Path, *, host: str | None = None) -> dict[str, Any]:
     """Start an instance, check every selected workload's tools, record host and inside fingerprints."""
     check_rootfs(image)
     driver = drivers.create(spec, paths, image)
@@ -65,7 +67,7 @@ def warmup(spec: EnvSpec, workloads: list[Workload], paths: StatePaths, image: d
     t0 = time.monotonic()
     started_at = now()
     tools: dict[str, str] = {}
-    with driver.start(instance_name(driver.env, "warmup")) as inst:
+    with driver.start(instance_name(driver.env, "warmup", host=host)) as inst:
         start_s = time.monotonic() - t0
         inside = inst.describe()
         for wl in workloads:
@@ -102,7 +104,7 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
     def client() -> Instance:
         if not client_holder:
             client_holder.append(drivers.host_client(paths, image).start(
-                instance_name(driver.env, f"{wl.name}-client", rnd)))
+                instance_name(driver.env, f"{wl.name}-client", rnd, host.get("name"))))
         return client_holder[0]
 
     records = []
@@ -111,7 +113,7 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
     canary_start = sentinel.canary()
     cell_t0 = time.monotonic()
     try:
-        with driver.start(instance_name(driver.env, wl.name, rnd)) as inst:
+        with driver.start(instance_name(driver.env, wl.name, rnd, host.get("name"))) as inst:
             inside = inst.describe()
             ctx = Context(inst=inst, client=client, cache_dir=paths.corpora, facts={})
             log.info("%s: preparing (%s)", where, wl.describe())

@@ -7,6 +7,7 @@ its package list and options: a changed list builds a new image next to the old 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -58,6 +59,15 @@ def mmdebstrap_argv(spec: dict[str, Any], target: Path) -> list[str]:
 def ensure_rootfs(spec: dict[str, Any], images_dir: Path, timeout: float = 1800) -> dict[str, Any]:
     """Return the manifest of the image for ``spec``, building it if it is not cached."""
     key = image_key(spec)
+    images_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+    # one builder at a time per image directory (two runs, or two fake hosts of one machine); the
+    # others wait, then find it built
+    with open(images_dir / f".rootfs-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _ensure_rootfs(spec, key, images_dir, timeout)
+
+
+def _ensure_rootfs(spec: dict[str, Any], key: str, images_dir: Path, timeout: float) -> dict[str, Any]:
     target = images_dir / f"rootfs-{key}"
     manifest_path = images_dir / f"rootfs-{key}.json"
     if manifest_path.exists() and (target / "usr").is_dir():
