@@ -9,8 +9,9 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 from isobench import pipeline  # noqa: E402
 
-PLAN = pipeline.plan_or_exit(config)
-pipeline.release_stale_lock()
+PLAN = pipeline.plan_or_exit(config, quiet=not workflow.is_main_process)
+if workflow.is_main_process:  # never inside a cluster job: it would see no run and remove the run's lock
+    pipeline.release_stale_lock()
 CFG = PLAN.config
 STATE_DIR = str(CFG.paths.root)
 SETUP_PRIORITY = pipeline.SETUP_PRIORITY

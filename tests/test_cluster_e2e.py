@@ -19,7 +19,7 @@ from leftovers import host_leftovers
 from slurm_cluster import ETC_CONF, SlurmCluster, _alive, available
 
 OK, WHY = available()
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not OK, reason=WHY)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.skipif(not OK, reason=WHY)]
 
 CONFIG = ROOT / "tests" / "configs" / "cluster_tiny.yaml"
 HOSTS = ["hostA", "hostB"]

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -19,9 +18,7 @@ from slurm_cluster import ETC_CONF, SlurmCluster, _alive, available
 
 ROOT = Path(__file__).resolve().parents[1]
 OK, WHY = available()
-with warnings.catch_warnings():  # "slurm" is not registered in pyproject.toml (yet): select it with -m slurm
-    warnings.simplefilter("ignore")
-    pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.skipif(not OK, reason=WHY)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slurm, pytest.mark.skipif(not OK, reason=WHY)]
 
 # a1, a2 on hostA and b1, b2 on hostB; each holds the global bench=1 resource for 4 s. Pinning both
 # ways the plugin allows: a node feature (`constraint`) and a node name (`--nodelist` in slurm_extra),

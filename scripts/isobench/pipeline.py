@@ -211,11 +211,12 @@ class Plan:
         return f"image:{m.get('content_key') or m['key']}"
 
 
-def plan_or_exit(raw: dict[str, Any]) -> Plan:
-    """Validate the config; on error print one line and exit non-zero before any job runs."""
+def plan_or_exit(raw: dict[str, Any], *, quiet: bool = False) -> Plan:
+    """Validate the config; on error print one line and exit non-zero before any job runs. Each
+    unavailable environment is said in one line (not ``quiet``: jobs on cluster nodes parse too)."""
     try:
         plan = Plan(configmod.load(raw))
-        for env in plan.environments:
+        for env in [] if quiet else plan.environments:
             a = plan.availability(env)
             if a["available"]:
                 continue
