@@ -48,7 +48,7 @@ def figure_hosts(per_host: pd.DataFrame) -> bytes | None:
             ax.plot([r["overhead_pct"]], [y], "o", color=f"C{j}", label=h if i == 0 else None)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
-    ax.invert_yaxis()
+    ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlabel("% slower than native (95% interval over rounds)")
     ax.legend(title="host", fontsize=8)
     fig.tight_layout()
