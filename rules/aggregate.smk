@@ -30,6 +30,8 @@ rule aggregate:
         aa_check_csv=f"{HOSTED}/aggregate/aa_check.csv",
         environments=f"{HOSTED}/aggregate/environments.parquet",
         environments_csv=f"{HOSTED}/aggregate/environments.csv",
+        cpu_cost=f"{HOSTED}/aggregate/cpu_cost.parquet",
+        cpu_cost_csv=f"{HOSTED}/aggregate/cpu_cost.csv",
     log:
         f"{HOSTED}/logs/aggregate.log",
     localrule: True

@@ -13,6 +13,7 @@ rule build_report:
         missing=f"{HOSTED}/aggregate/missing.parquet",
         aa_check=f"{HOSTED}/aggregate/aa_check.parquet",
         environments=f"{HOSTED}/aggregate/environments.parquet",
+        cpu_cost=f"{HOSTED}/aggregate/cpu_cost.parquet",
         envs=expand(f"{HOSTED}/provision/{{env}}.json", env=PLAN.environments, allow_missing=True),
         warmups=expand(f"{HOSTED}/warmup/{{env}}.json", env=PLAN.available_environments, allow_missing=True),
         workloads="results/provision/workloads.json",

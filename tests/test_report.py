@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
@@ -32,6 +33,7 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
     return report.Inputs.of({"summary": out.summary, "overhead": out.overhead, "calibration": out.calibration,
                              "precision": out.precision, "paper": out.paper, "missing": out.missing,
                              "aa_check": out.aa_check, "environments": out.environments,
+                             "cpu_cost": out.cpu_cost,
                              "envs": paths["manifests"] if manifests is None else manifests,
                              "warmups": paths["warmups"] if warmups is None else warmups,
                              "workloads": paths["workloads"]})
@@ -227,3 +229,12 @@ def test_values_are_escaped_by_the_template(tmp_path, monkeypatch):
     report.build_report(report_inputs(tables, paths, manifests, []), tmp_path / "r.html", tmp_path / "figures")
     html = (tmp_path / "r.html").read_text()
     assert "<i>not</i>" not in html and "lxc-start &lt;i&gt;not&lt;/i&gt; found &amp; &#39;gone&#39;" in html
+
+
+def test_cpu_cost_section_shows_the_aggregate_cost_table(built):
+    cost = pd.read_csv(built["out"].cpu_cost_csv)
+    assert {"host_cpu_cores", "env_cpu_cores"} <= set(cost["metric"])
+    section = built["html"].split("<section id='cpu-cost'>")[1].split("</section>")[0]
+    for r in cost.itertuples(index=False):
+        assert f"<td>{r.workload}</td><td>{r.metric}</td>" in section
+    assert "not cycles" in section

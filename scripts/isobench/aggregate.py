@@ -31,7 +31,10 @@ absent):
 * ``aa_check`` / ``aa_check_csv``: the A/A comparisons that came out significant against what
   chance allows (:func:`isobench.compare.aa_check`);
 * ``environments`` / ``environments_csv``: each environment's status, emulation and paper
-  counterparts (:func:`isobench.compare.environments_table`).
+  counterparts (:func:`isobench.compare.environments_table`);
+* ``cpu_cost`` / ``cpu_cost_csv``: the CPU cost of the work per environment and workload (host CPUs
+  busy, the environment's own CPU time, CPU seconds per Gbit for network bandwidth) with intervals
+  and the cost against the baseline paired per round (:mod:`isobench.cost`).
 
 The parameters used (seed, rules) are stored as JSON in the ``isobench_stats`` schema metadata of
 every Parquet output, so the report can state them without being told.
@@ -57,7 +60,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import compare, rounds, stats
+from . import compare, cost, rounds, stats
 from . import paper as paperlib
 from .schema import SCHEMA
 from .util import atomic_write_bytes, read_json
@@ -413,6 +416,8 @@ class Outputs:
     aa_check_csv: Path
     environments: Path
     environments_csv: Path
+    cpu_cost: Path
+    cpu_cost_csv: Path
 
     @classmethod
     def of(cls, named: dict[str, Any]) -> Outputs:
@@ -473,6 +478,9 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     _write(missing, out.missing, out.missing_csv, meta)
     _write(aa, out.aa_check, out.aa_check_csv, meta)
     _write(envs, out.environments, out.environments_csv, meta)
+    params = {w: d.get("params", {}) for w, d in described.items()}
+    cpu = _frame(cost.cost_table(counted, params, baseline=baseline, gaps=gaps), cost.COST_COLUMNS)
+    _write(cpu, out.cpu_cost, out.cpu_cost_csv, {**meta, "cost_basis": cost.BASIS})
     log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads, %d missing", len(cells),
              len(summary), len(over), len(calib), len(prec), len(missing))
 

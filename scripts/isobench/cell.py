@@ -125,7 +125,7 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
             for i in range(1, total + 1):
                 is_warmup = i <= warmup_iterations
                 started = now()
-                with sentinel.Watch() as watch:
+                with sentinel.Watch(inst.cpu_seconds) as watch:
                     raw = wl.run_iteration(ctx)
                 seconds = watch.reading.seconds
                 if not inst.alive():

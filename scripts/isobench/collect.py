@@ -37,6 +37,9 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
         sentinel = {
             "steal_pct": _num(host.get("steal_pct")), "busy_pct": _num(host.get("busy_pct")),
             "host_cpu_s": _num(sum(v for k, v in cpu_s.items() if k not in ("idle", "iowait")) if cpu_s else None),
+            "cpu_user_s": _num(_sum(cpu_s, "user", "nice")), "cpu_system_s": _num(_sum(cpu_s, "system", "irq")),
+            "cpu_softirq_s": _num(_sum(cpu_s, "softirq")), "cpu_steal_s": _num(_sum(cpu_s, "steal")),
+            "env_cpu_s": _num(host.get("env_cpu_s")),
             "procs_running": _num(host.get("procs_running")), "load1": _num(host.get("load1")),
             "cpu_mhz": _num(host.get("cpu_mhz")), "canary_start_s": _num(canary.get("start")),
             "canary_end_s": _num(canary.get("end")), "cell_seconds": _num(meta.get("wall_seconds")),
@@ -70,6 +73,11 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
 def host_name(host: dict[str, Any]) -> str:
     """The host a cell ran on: its name in the config on a cluster, else its short host name."""
     return str(host.get("name") or host.get("hostname", "?").split(".")[0])
+
+
+def _sum(cpu_s: dict[str, float], *fields: str) -> float | None:
+    """Seconds of some /proc/stat fields (None when the cell did not record them)."""
+    return sum(cpu_s.get(f, 0.0) for f in fields) if cpu_s else None
 
 
 def _num(x: Any) -> float:

@@ -39,6 +39,13 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "steal_pct": (pa.float64(), "host steal time over the iteration, % of all host CPU time (sentinel)"),
     "busy_pct": (pa.float64(), "host non-idle CPU time over the iteration, % of all host CPU time"),
     "host_cpu_s": (pa.float64(), "host CPU seconds spent (user+nice+system+irq+softirq+steal) over the iteration"),
+    "cpu_user_s": (pa.float64(), "host CPU seconds in user mode (user + nice) over the iteration, all CPUs"),
+    "cpu_system_s": (pa.float64(), "host CPU seconds in the kernel (system + irq) over the iteration"),
+    "cpu_softirq_s": (pa.float64(), "host CPU seconds in softirq (network, block completions) over the iteration"),
+    "cpu_steal_s": (pa.float64(), "host CPU seconds stolen by the hypervisor under the host over the iteration"),
+    "env_cpu_s": (pa.float64(), "CPU seconds the environment itself used over the iteration: the LXC container's "
+                                "cgroup, the KVM guest's QEMU process and vhost workers; NaN for native (the host's "
+                                "own counters are its cost)"),
     "procs_running": (pa.float64(), "mean runnable threads on the host during the iteration (the work included)"),
     "load1": (pa.float64(), "host 1-minute load average at the end of the iteration"),
     "cpu_mhz": (pa.float64(), "mean host CPU clock during the iteration (NaN where unreadable)"),

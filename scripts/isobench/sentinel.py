@@ -18,6 +18,7 @@ import hashlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,19 +83,25 @@ class Reading:
     procs_running: float         # mean runnable threads on the host (the measured work included)
     load1: float
     cpu_mhz: float
+    #: CPU seconds the environment itself used over the interval (its cgroup, its QEMU), or None
+    env_cpu_s: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"seconds": round(self.seconds, 4), "cpu_s": {k: round(v, 4) for k, v in self.cpu_s.items()},
+                "env_cpu_s": None if self.env_cpu_s is None else round(self.env_cpu_s, 4),
                 "steal_pct": round(self.steal_pct, 4), "busy_pct": round(self.busy_pct, 3),
                 "procs_running": round(self.procs_running, 3), "load1": self.load1,
                 "cpu_mhz": round(self.cpu_mhz, 1) if self.cpu_mhz == self.cpu_mhz else None}
 
 
 class Watch:
-    """``with Watch() as w: ...`` then ``w.reading``: the host's view of the interval."""
+    """``with Watch() as w: ...`` then ``w.reading``: the host's view of the interval; with
+    ``env_cpu`` (a CPU-seconds counter of the environment, e.g. Instance.cpu_seconds) also what the
+    environment itself used."""
 
-    def __init__(self) -> None:
+    def __init__(self, env_cpu: Callable[[], float | None] | None = None) -> None:
         self.reading: Reading | None = None
+        self._env_cpu = env_cpu or (lambda: None)
         self._stop = threading.Event()
         self._runnable: list[int] = []
         self._mhz: list[float] = []
@@ -108,6 +115,7 @@ class Watch:
                 pass
 
     def __enter__(self) -> Watch:
+        self._env0 = self._env_cpu()
         self._t0 = time.monotonic()
         self._ticks0 = cpu_ticks()
         self._thread = threading.Thread(target=self._sample, name="isobench-sentinel", daemon=True)
@@ -117,6 +125,7 @@ class Watch:
     def __exit__(self, *exc: object) -> None:
         ticks1 = cpu_ticks()
         seconds = time.monotonic() - self._t0
+        env1 = self._env_cpu()
         self._stop.set()
         self._thread.join(timeout=2)
         hz = os.sysconf("SC_CLK_TCK")
@@ -129,7 +138,8 @@ class Watch:
             seconds=seconds, cpu_s=delta,
             steal_pct=100 * delta["steal"] / total if total > 0 else 0.0,
             busy_pct=100 * busy / total if total > 0 else 0.0,
-            procs_running=sum(runnable) / len(runnable), load1=load1(), cpu_mhz=sum(mhz) / len(mhz))
+            procs_running=sum(runnable) / len(runnable), load1=load1(), cpu_mhz=sum(mhz) / len(mhz),
+            env_cpu_s=env1 - self._env0 if env1 is not None and self._env0 is not None else None)
 
 
 def canary() -> float:

@@ -229,6 +229,12 @@ class Instance(ABC):
         guest killed mid-cell must fail the cell, not yield a number)."""
         return True
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds the environment itself has used so far (a counter: the difference over an
+        iteration is its CPU cost there), or None where it cannot be told apart from the host's
+        (native: the host's own counters are the cost)."""
+        return None
+
     def describe(self) -> dict[str, Any]:
         """What the instance sees from inside: CPUs, memory, kernel, CPU model."""
         script = ("echo nproc=$(nproc); echo kernel=$(uname -r); "
@@ -339,6 +345,12 @@ class Driver(ABC):
         """Stop the host daemons this kind started for the run (none are left behind); return what
         was stopped."""
         return []
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process, all its threads (/proc/<pid>/stat utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str) -> None:

@@ -165,6 +165,17 @@ class LxcInstance(Instance):
                "--", *argv]
         return self._host_exec(cmd, timeout, input, argv[0])
 
+    def cpu_seconds(self) -> float | None:
+        """The container's cgroup CPU time (cpuacct.usage on cgroup v1, cpu.stat usage_usec on v2):
+        everything that ran inside it, its servers included."""
+        try:
+            if self.layout == "v2":
+                stat = (CGROUP_ROOT / f"lxc.payload.{self.name}" / "cpu.stat").read_text().split()
+                return int(stat[stat.index("usage_usec") + 1]) / 1e6
+            return int((CGROUP_ROOT / "cpuacct" / f"lxc.payload.{self.name}" / "cpuacct.usage").read_text()) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
+
     def alive(self) -> bool:
         proc = run(["lxc-info", "-P", str(self.lxcpath), "-n", self.name, "-s", "-H"], check=False, timeout=30)
         return proc.stdout.decode().strip() == "RUNNING"

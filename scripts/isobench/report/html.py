@@ -182,6 +182,25 @@ def workload_view(data: ReportData, workload: str, figures: list[RenderedFigure]
             "paper": paper_rows(data, workload) if has else None}
 
 
+def cost_rows(data: ReportData) -> list[dict[str, Any]]:
+    """The CPU cost table: per workload and cost metric, each environment's mean with its interval
+    and its cost against the baseline with its interval (all the aggregate stage's numbers)."""
+    c = data.cpu_cost
+    if c.empty:
+        return []
+    order = _env_order(data)
+    rows = []
+    for r in sorted(c.itertuples(index=False), key=lambda r: (data.workload_rank(r.workload), r.workload, r.metric,
+                                                              order.get(r.env, 99), r.env)):
+        vs = "" if r.env == data.baseline else (
+            f"{f.fmt_ratio(r.ratio)}x" + (f" [{f.fmt_ratio(r.ratio_ci_low)}, {f.fmt_ratio(r.ratio_ci_high)}]"
+                                           if f.finite(r.ratio_ci_low) else f" ({r.ratio_note})"))
+        rows.append({"workload": r.workload, "metric": r.metric, "unit": r.unit, "env": r.env,
+                     "mean": f.fmt(r.mean), "ci": f.ci_words(r.ci_low, r.ci_high) if f.finite(r.ci_low) else r.ci_note,
+                     "vs": vs, "emulated": bool(r.emulated)})
+    return rows
+
+
 def calibration_view(data: ReportData) -> dict[str, Any]:
     c = data.calibration
     rows = [{"r": r, "ci": f"{f.fmt_ratio(r.ratio_ci_low)}–{f.fmt_ratio(r.ratio_ci_high)}"
@@ -242,4 +261,5 @@ def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]],
         min_rounds_ci=data.stats_meta.get("min_rounds_ci", 5), environments=environment_rows(data),
         missing=missing_rows(data),
         sections=[workload_view(data, w, figures.get(w, [])) for w in data.workload_names()],
-        calibration=calibration_view(data), methods=methods_view(data))
+        calibration=calibration_view(data), methods=methods_view(data), cost=cost_rows(data),
+        cost_basis=data.cpu_cost["basis"].iloc[0] if len(data.cpu_cost) else "")

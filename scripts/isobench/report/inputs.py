@@ -8,7 +8,7 @@ a result; the only logic is the order things are shown in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ class Inputs:
     missing: Path
     aa_check: Path
     environments: Path
+    cpu_cost: Path
     envs: list[Path]
     warmups: list[Path]
     workloads: Path
@@ -65,6 +66,7 @@ class ReportData:
     warmups: dict[str, dict[str, Any]]
     workloads: dict[str, dict[str, Any]]
     run: dict[str, Any]
+    cpu_cost: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @cached_property
     def _env_rows(self) -> dict[str, Any]:
@@ -130,4 +132,4 @@ def load_inputs(inputs: Inputs, *, baseline: str | None = None) -> ReportData:
                       _read_table(inputs.overhead), _read_table(inputs.calibration), _read_table(inputs.precision),
                       _read_table(inputs.paper), _read_table(inputs.missing), _read_table(inputs.aa_check),
                       _read_table(inputs.environments), meta, float(tolerance), dict(sorted(manifests.items())),
-                      dict(sorted(warm.items())), described, run)
+                      dict(sorted(warm.items())), described, run, _read_table(inputs.cpu_cost))

@@ -28,7 +28,7 @@ from typing import Any
 from ...errors import InstanceError, Unavailable
 from ...util import run
 from .. import hostnet
-from ..base import NAME_PREFIX, Availability, Driver, Endpoint, Instance, StatePaths
+from ..base import NAME_PREFIX, Availability, Driver, Endpoint, Instance, StatePaths, process_cpu_seconds
 from . import daemon as libvirtd
 from .agent import AgentInstance
 from .domain import (
@@ -178,6 +178,22 @@ class KvmInstance(AgentInstance):
         self._keep_console()
         raise InstanceError(f"guest {self.name} did not answer the agent within {timeout:.0f} s "
                             f"(accel={self.accel}); console log: {self.saved_console}")
+
+    def cpu_seconds(self) -> float | None:
+        """The guest's QEMU process (every vCPU and I/O thread) plus its vhost-net kernel workers
+        (``vhost-<qemu pid>``): everything the host spends on running the guest."""
+        try:
+            pid = int((LIBVIRT_RUN_DIR / f"{self.name}.pid").read_text().strip())
+            total = process_cpu_seconds(pid)
+        except (OSError, ValueError):
+            return None
+        for comm in Path("/proc").glob("[0-9]*/comm"):
+            try:
+                if comm.read_text().strip() == f"vhost-{pid}":
+                    total += process_cpu_seconds(int(comm.parent.name))
+            except (OSError, ValueError):
+                continue
+        return total
 
     def alive(self) -> bool:
         try:
