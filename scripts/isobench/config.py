@@ -21,10 +21,13 @@ from .drivers import KINDS as DRIVER_KINDS
 from .drivers.base import Availability, EnvSpec, Limits, StatePaths
 from .errors import ConfigError
 from .measure import Measure
+from .schematypes import integer, number, positive, string
 from .workloads import KINDS as WORKLOAD_KINDS
 
 #: environment and workload names: they become path parts, instance names and wildcards
 NAME_PATTERN = "^[a-z][a-z0-9_]{0,23}$"
+#: state_dir: an absolute path of safe characters (the rest is checked by _check_state_dir)
+STATE_DIR_PATTERN = "^/[A-Za-z0-9._/-]+$"
 PROFILES = ("quick", "full")
 #: default precision targets (CI half-width, %) per workload category
 PRECISION_DEFAULTS = {"cpu": 2.0, "memory": 2.0, "storage": 2.0, "network": 5.0, "application": 5.0}
@@ -34,6 +37,13 @@ BASELINE = "native"
 def _obj(props: dict[str, Any], required: list[str] | None = None, **kw: Any) -> dict[str, Any]:
     return {"type": "object", "properties": props, "required": required or [],
             "additionalProperties": False, **kw}
+
+
+def _named(tag: str, defs: dict[str, Any], description: str) -> dict[str, Any]:
+    """At least one entry, each under a safe name, an object whose ``tag`` key picks its schema in ``defs``."""
+    return {"type": "object", "minProperties": 1, "propertyNames": {"pattern": NAME_PATTERN},
+            "additionalProperties": {"type": "object", "required": [tag], "properties": {tag: {"enum": sorted(defs)}}},
+            "description": description, "$defs": defs}
 
 
 def _summary(cls: type) -> str:
@@ -52,8 +62,8 @@ def schema() -> dict[str, Any]:
     workloads = {}
     for kind, cls in sorted(WORKLOAD_KINDS.items()):
         props = {"kind": {"const": kind},
-                 "precision_pct": {"type": "number", "exclusiveMinimum": 0,
-                                   "description": f"target CI half-width in % (default: precision.{cls.CATEGORY})"}}
+                 "precision_pct": positive(
+                     description=f"target CI half-width in % (default: precision.{cls.CATEGORY})")}
         for key, sub in cls.PARAMS.items():
             per_profile = _obj({p: {k: v for k, v in sub.items() if k not in ("default", "description")}
                                 for p in PROFILES}, list(PROFILES))
@@ -70,83 +80,72 @@ def schema() -> dict[str, Any]:
             "profile": {"enum": list(PROFILES), "default": "quick",
                         "description": "size profile: quick (default matrix in ~20 min on 2 cores) or full "
                                        "(the paper's settings scaled to this host)"},
-            "seed": {"type": "integer", "minimum": 0, "default": 20150329,
-                     "description": "draws every round's environment order (a rerun reproduces it) and "
-                                    "seeds the statistics"},
+            "seed": integer(0, default=20150329,
+                            description="draws every round's environment order (a rerun reproduces it) and "
+                                        "seeds the statistics"),
             "rounds": _obj({
-                "min": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 5,
-                        "description": "rounds every workload gets before its precision is checked (an "
-                                       "overhead needs at least 5 for an interval)"},
-                "max": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 40,
-                        "description": "cap: rounds per workload, flagged ones included"},
-                "budget_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 5,
-                                   "description": "cap: wall time of a workload's cells (all rounds); no "
-                                                  "round is started that the estimate says would exceed it"},
-                "max_pair_gap_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 120,
-                                         "description": "an environment's cell and the baseline cell of its "
-                                                        "round pair only if they started at most this far "
-                                                        "apart (a cell re-measured alone gets new rounds)"},
+                "min": integer(1, 1000, default=5,
+                               description="rounds every workload gets before its precision is checked (an "
+                                           "overhead needs at least 5 for an interval)"),
+                "max": integer(1, 1000, default=40, description="cap: rounds per workload, flagged ones included"),
+                "budget_minutes": positive(default=5,
+                                           description="cap: wall time of a workload's cells (all rounds); no round "
+                                                       "is started that the estimate says would exceed it"),
+                "max_pair_gap_minutes": positive(default=120,
+                                                 description="an environment's cell and the baseline cell of its round "
+                                                             "pair only if they started at most this far apart (a "
+                                                             "cell re-measured alone gets new rounds)"),
             }, description="a round measures one workload on every environment back to back, in a random "
                            "order; rounds are added until the precision targets or a cap are reached"),
-            "precision": _obj({c: {"type": "number", "exclusiveMinimum": 0, "default": d,
-                                   "description": f"target 95% CI half-width of {c} overheads, in % of the ratio"}
+            "precision": _obj({c: positive(default=d,
+                                           description=f"target 95% CI half-width of {c} overheads, in % of the ratio")
                                for c, d in PRECISION_DEFAULTS.items()},
                               description="the CI half-width each overhead must reach, per workload category "
                                           "(a workload's own precision_pct overrides it)"),
             "sentinel": _obj({
-                "max_steal_pct": {"type": "number", "minimum": 0, "default": 25,
-                                  "description": "a round with an iteration whose host steal time exceeds this "
-                                                 "(% of host CPU time) is flagged and replaced"},
-                "max_canary_change_pct": {"type": "number", "exclusiveMinimum": 0, "default": 50,
-                                          "description": "a round with a cell whose host canary changed by "
-                                                         "more than this between its start and end is "
-                                                         "flagged and replaced"},
+                "max_steal_pct": number(0, default=25,
+                                        description="a round with an iteration whose host steal time exceeds "
+                                                    "this (% of host CPU time) is flagged and replaced"),
+                "max_canary_change_pct": positive(default=50,
+                                                  description="a round with a cell whose host canary changed by "
+                                                              "more than this between its start and end is "
+                                                              "flagged and replaced"),
             }, description="interference thresholds, fixed before the run"),
             "host_change": {"enum": ["stop", "remeasure"], "default": "stop",
                             "description": "when this host differs from the one results/ was measured on: "
                                            "stop with one line (default), or re-measure every cell here"},
-            "iterations": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
-                           "description": "measured iterations per cell (their median is the cell's value)"},
-            "settle_s": {"type": "number", "minimum": 0, "maximum": 60, "default": 0,
-                         "description": "before a cell's first iteration: sync, then this many seconds idle "
-                                        "(dirty pages of the previous cell written, the host quiet)"},
-            "warmup_iterations": {"type": "integer", "minimum": 0, "maximum": 100, "default": 1,
-                                  "description": "iterations run first in every cell, recorded and "
-                                                 "flagged, never counted"},
-            "state_dir": {"type": "string", "pattern": "^/[A-Za-z0-9._/-]+$", "default": "/var/lib/isobench",
-                          "description": "host directory the pipeline owns: images, instances, caches"},
+            "iterations": integer(1, 1000, default=2,
+                                  description="measured iterations per cell (their median is the cell's value)"),
+            "settle_s": number(0, 60, default=0,
+                               description="before a cell's first iteration: sync, then this many seconds idle "
+                                           "(dirty pages of the previous cell written, the host quiet)"),
+            "warmup_iterations": integer(0, 100, default=1,
+                                         description="iterations run first in every cell, recorded and flagged, "
+                                                     "never counted"),
+            "state_dir": string(STATE_DIR_PATTERN, default="/var/lib/isobench",
+                                description="host directory the pipeline owns: images, instances, caches"),
             "limits": _obj({
-                "cpus": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 2,
-                         "description": "CPUs of every LXC container (cpuset 0..n-1) and KVM guest (vCPUs)"},
-                "memory_mib": {"type": "integer", "minimum": 128, "default": 4096,
-                               "description": "memory of every LXC container (cgroup limit) and KVM guest"},
+                "cpus": integer(1, 1024, default=2,
+                                description="CPUs of every LXC container (cpuset 0..n-1) and KVM guest (vCPUs)"),
+                "memory_mib": integer(128, default=4096,
+                                      description="memory of every LXC container (cgroup limit) and KVM guest"),
             }, description="resources of the isolated environments (native is never limited, as in the paper)"),
             "network": _obj({
                 f"{kind}_subnet": {"type": "string", "pattern": r"^10\.[0-9.]+/2[4-8]$", **cls.NETWORK}
                 for kind, cls in DRIVER_KINDS.items() if cls.NETWORK
             }, description="host-only networks the pipeline creates and removes"),
             "image": _obj({
-                "suite": {"type": "string", "pattern": "^[a-z]+$", "default": "bookworm",
-                          "description": "Debian suite of the image root filesystem"},
-                "mirror": {"type": "string", "pattern": "^https?://[A-Za-z0-9.:/_-]+$",
-                           "default": "http://deb.debian.org/debian", "description": "Debian mirror"},
+                "suite": string("^[a-z]+$", default="bookworm",
+                                description="Debian suite of the image root filesystem"),
+                "mirror": string("^https?://[A-Za-z0-9.:/_-]+$", default="http://deb.debian.org/debian",
+                                 description="Debian mirror"),
                 "packages": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"type": "string", "pattern": "^[a-z0-9][a-z0-9+.-]+$"},
                              "description": "packages in the image (every workload's tools, tini, and "
                                             "the KVM guest's kernel and agent)"},
             }, ["packages"], description="the one root filesystem every environment runs"),
-            "environments": {"type": "object", "minProperties": 1,
-                             "propertyNames": {"pattern": NAME_PATTERN},
-                             "additionalProperties": {"type": "object", "required": ["driver"],
-                                                      "properties": {"driver": {"enum": sorted(DRIVER_KINDS)}}},
-                             "description": "named environments; 'native' is the baseline",
-                             "$defs": drivers},
-            "workloads": {"type": "object", "minProperties": 1,
-                          "propertyNames": {"pattern": NAME_PATTERN},
-                          "additionalProperties": {"type": "object", "required": ["kind"],
-                                                   "properties": {"kind": {"enum": sorted(WORKLOAD_KINDS)}}},
-                          "description": "named workloads, each a kind with parameters",
-                          "$defs": workloads},
+            "environments": _named("driver", drivers, "named environments; 'native' is the baseline"),
+            "workloads": _named("kind", workloads, "named workloads, each a kind with parameters"),
             "run": _obj({
                 "environments": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                                  "description": "environments to run (default: all)"},
@@ -160,7 +159,7 @@ def schema() -> dict[str, Any]:
                           "group": {"type": ["string", "null"], "pattern": NAME_PATTERN, "default": None,
                                     "description": "hosts of the same hardware share a group: their rounds are "
                                                    "also pooled, with the host as a level of the analysis"},
-                          "state_dir": {"type": ["string", "null"], "pattern": "^/[A-Za-z0-9._/-]+$", "default": None,
+                          "state_dir": {"type": ["string", "null"], "pattern": STATE_DIR_PATTERN, "default": None,
                                         "description": "the host's state_dir (default: state_dir)"},
                       }, ["name"]),
                       "description": "cluster nodes the whole matrix runs on, each a host of the study, through "
@@ -224,6 +223,8 @@ class Host:
 
 @dataclass(frozen=True)
 class Config:
+    """The checked configuration (what :func:`load` returns): every default filled, every workload
+    parameter resolved for the active profile, the matrix expanded."""
     profile: str
     seed: int
     rounds: dict[str, Any]

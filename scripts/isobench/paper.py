@@ -117,6 +117,8 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class Entry:
+    """One workload of the paper (an item of ``workloads`` in the YAML): which of ours it ``match``es,
+    the parameters that may differ (``approx``), and its metrics with their figures."""
     id: str
     title: str
     match: dict[str, Any]

@@ -104,21 +104,31 @@ def _ratio_of_medians(x, y, axis=-1):
     return np.median(x, axis=axis) / np.median(y, axis=axis)
 
 
-@dataclass(frozen=True)
-class RatioStats:
-    ratio: float
+class RatioInterval:
+    """The confidence interval [ci_low, ci_high] of a ratio, NaN bounds when there is none: shared by
+    the two kinds of ratio estimate below."""
     ci_low: float
     ci_high: float
-    note: str
 
     @property
     def has_ci(self) -> bool:
         return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
 
     @property
-    def significant(self) -> bool:
+    def excludes_one(self) -> bool:
         """The interval excludes 1 (False when there is no interval)."""
         return self.has_ci and (self.ci_low > 1 or self.ci_high < 1)
+
+
+@dataclass(frozen=True)
+class RatioStats(RatioInterval):
+    ratio: float
+    ci_low: float
+    ci_high: float
+    note: str
+
+    #: the unpaired comparisons' word for it
+    significant = RatioInterval.excludes_one
 
 
 def ratio_of_medians(values, baseline, rng: np.random.Generator, n_boot: int = 2000) -> RatioStats:
@@ -165,7 +175,7 @@ def effect_words(pct: float, baseline: str = "native") -> str:
 
 # -- rounds as the unit ------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class PairedStats:
+class PairedStats(RatioInterval):
     """One environment against the baseline over paired rounds (see the module doc)."""
     n: int                 # rounds with a finite value on both sides
     ratio: float           # exp(mean of the per-round log ratios)
@@ -175,14 +185,6 @@ class PairedStats:
     halfwidth_pct: float   # CI half-width in % of the ratio: exp(t * sd / sqrt(n)) - 1
     p_value: float         # two-sided one-sample t-test of mean log ratio = 0
     note: str
-
-    @property
-    def has_ci(self) -> bool:
-        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
-
-    @property
-    def excludes_one(self) -> bool:
-        return self.has_ci and (self.ci_low > 1 or self.ci_high < 1)
 
 
 def _t_half(sd: float, n: int) -> float:

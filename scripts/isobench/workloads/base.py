@@ -15,6 +15,7 @@ Adding a workload touches its module, the registry in ``__init__`` and the confi
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,13 @@ class Metric:
     #: a headline metric: the workload gets rounds until every primary metric's overhead reaches its
     #: precision target (the others are reported with the precision they reached)
     primary: bool = False
+
+
+def metric_family(subjects: dict[str, str], members: dict[str, Metric]) -> dict[str, Metric]:
+    """One metric per subject and member, named ``{subject}_{member}``: the member's metric with the
+    subject's label put in for ``{}`` in its description. Subject by subject, members in order."""
+    return {f"{s}_{m}": dataclasses.replace(metric, description=metric.description.format(label))
+            for s, label in subjects.items() for m, metric in members.items()}
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,13 @@ class Context:
     cache_dir: Path
     #: filled by prepare(): facts recorded with the cell (dataset checksums and the like)
     facts: dict[str, Any]
+
+
+def run_shell(inst: Instance, command: str, *, timeout: float) -> str:
+    """Run one shell command inside ``inst``; the raw output is the command line (``$ command``)
+    followed by everything it printed, stdout then stderr."""
+    res = inst.sh(command, timeout=timeout)
+    return f"$ {command}\n{res.stdout}{res.stderr}"
 
 
 def parser_helper(fn: Callable) -> Callable:

@@ -17,8 +17,9 @@ import numpy as np
 
 from ..drivers.base import DATA_DIR
 from ..errors import ParseError
+from ..schematypes import integer
 from ..util import atomic_write_bytes
-from .base import Context, Metric, Sample, Workload
+from .base import Context, Metric, Sample, Workload, run_shell
 
 CORPUS = f"{DATA_DIR}/corpus.txt"
 STATUS = re.compile(r"^isobench-xz exit=(?P<rc>\d+) ", re.M)
@@ -52,13 +53,11 @@ class Compression(Workload):
     kind = "compression"
     CATEGORY = "cpu"
     PARAMS = {
-        "threads": {"type": "integer", "minimum": 1, "default": 2,
-                    "description": "xz -T threads (the paper: one per hardware thread)"},
-        "level": {"type": "integer", "minimum": 0, "maximum": 9, "default": 2,
-                  "description": "xz compression level (the paper: 2)"},
-        "corpus_mib": {"type": "integer", "minimum": 1, "default": 64,
-                       "description": "size of the generated corpus in MiB (the paper: 1 GB enwik9)"},
-        "seed": {"type": "integer", "minimum": 0, "default": 1, "description": "corpus generator seed"},
+        "threads": integer(1, default=2, description="xz -T threads (the paper: one per hardware thread)"),
+        "level": integer(0, 9, default=2, description="xz compression level (the paper: 2)"),
+        "corpus_mib": integer(1, default=64,
+                              description="size of the generated corpus in MiB (the paper: 1 GB enwik9)"),
+        "seed": integer(0, default=1, description="corpus generator seed"),
     }
     METRICS = {"throughput": Metric("MB/s", True, "input bytes compressed per second (10^6 B/s)", primary=True)}
     TOOLS = (("xz", "--version"),)
@@ -85,8 +84,7 @@ class Compression(Workload):
                 f"start_ns=$s end_ns=$e\"")
 
     def run_iteration(self, ctx: Context) -> str:
-        res = ctx.inst.sh(self.command(), timeout=3600)
-        return f"$ {self.command()}\n{res.stdout}{res.stderr}"
+        return run_shell(ctx.inst, self.command(), timeout=3600)
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ..errors import ParseError
+from ..schematypes import integer
 from .base import Metric, Sample
 from .hpcc import HPCC_PARAMS, HpccWorkload
 
@@ -27,12 +28,11 @@ class Linpack(HpccWorkload):
     kind = "linpack"
     CATEGORY = "cpu"
     PARAMS = {
-        "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 1536,
-              "description": "HPL problem size N (the paper: 45000, a 16.2 GB matrix = 6% of its RAM); "
-                             "the matrix takes N*N*8 bytes"},
-        "trials": {"type": "integer", "minimum": 1, "maximum": 20, "default": 1,
-                   "description": "HPL runs of size N within one hpcc invocation; the metric is their "
-                                  "mean (the paper: 10)"},
+        "n": integer(256, 1000000, default=1536,
+                     description="HPL problem size N (the paper: 45000, a 16.2 GB matrix = 6% of its RAM); "
+                                 "the matrix takes N*N*8 bytes"),
+        "trials": integer(1, 20, default=1, description="HPL runs of size N within one hpcc invocation; the "
+                                                        "metric is their mean (the paper: 10)"),
         **HPCC_PARAMS,
     }
     METRICS = {"gflops": Metric("GFLOPS", True, "HPL floating-point rate (10^9 flop/s), mean over trials",

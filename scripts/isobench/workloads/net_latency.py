@@ -19,12 +19,12 @@ visible cost at this scale. A UDP datagram that gets no answer within 2 s fails 
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Any
 
 from ..errors import ParseError
-from .base import Context, Metric, Sample, Workload
-from .servers import END, lines, require_end, start_server
+from ..schematypes import choices, integer, number
+from .base import Context, Metric, Sample, Workload, metric_family
+from .servers import marked_runs, record, start_server, transcript
 
 PORT = 15301
 SCRIPT = "/tmp/isobench-rr.pl"
@@ -83,30 +83,21 @@ printf "isobench-rr proto=%s req=%d resp=%d n=%d seconds=%.6f mean_us=%.3f p50_u
 """
 
 
-def _metrics() -> dict[str, Metric]:
-    out = {}
-    for p in PROTOCOLS:
-        out[f"{p}_mean"] = Metric("µs", False, f"{p.upper()} round trip, mean (10^6 / transactions per second)",
-                                  primary=True)
-        out[f"{p}_p50"] = Metric("µs", False, f"{p.upper()} round trip, median")
-        out[f"{p}_p99"] = Metric("µs", False, f"{p.upper()} round trip, 99th percentile")
-    return out
-
-
 class NetLatency(Workload):
     kind = "net_latency"
     CATEGORY = "network"
     PARAMS = {
-        "protocols": {"type": "array", "items": {"enum": list(PROTOCOLS)}, "minItems": 1, "uniqueItems": True,
-                      "default": ["tcp", "udp"], "description": "request/response over TCP and/or UDP"},
-        "request_bytes": {"type": "integer", "minimum": 1, "maximum": 65000, "default": 100,
-                          "description": "request size (the paper: 100)"},
-        "response_bytes": {"type": "integer", "minimum": 1, "maximum": 65000, "default": 200,
-                           "description": "response size (the paper: 200)"},
-        "seconds": {"type": "number", "minimum": 0.1, "maximum": 3600, "default": 0.5,
-                    "description": "measured seconds per protocol (the paper's netperf: 60)"},
+        "protocols": choices(PROTOCOLS, default=["tcp", "udp"], description="request/response over TCP and/or UDP"),
+        "request_bytes": integer(1, 65000, default=100, description="request size (the paper: 100)"),
+        "response_bytes": integer(1, 65000, default=200, description="response size (the paper: 200)"),
+        "seconds": number(0.1, 3600, default=0.5,
+                          description="measured seconds per protocol (the paper's netperf: 60)"),
     }
-    METRICS = _metrics()
+    METRICS = metric_family({p: p.upper() for p in PROTOCOLS}, {
+        "mean": Metric("µs", False, "{} round trip, mean (10^6 / transactions per second)", primary=True),
+        "p50": Metric("µs", False, "{} round trip, median"),
+        "p99": Metric("µs", False, "{} round trip, 99th percentile"),
+    })
     TOOLS = (("perl", "-MTime::HiRes", "-MSocket", "-e", "1"), ("ss", "-V"))
     VERSION_ARGV = ("perl", "-e", "print qq{perl $^V (isobench-rr)\\n}")
 
@@ -135,20 +126,18 @@ class NetLatency(Workload):
         for proto in self.params["protocols"]:
             argv = self.argv(proto, ep.host, ep.port)
             res = client.exec(argv, timeout=self.params["seconds"] + 60)
-            parts.append(f"### isobench proto={proto} exit={res.returncode}\n$ {shlex.join(argv)}\n"
-                         f"{lines(res.stdout)}{lines(res.stderr)}")
-        return "".join(parts) + END
+            parts.append(record(f"proto={proto}", argv, res.returncode, res.stdout, res.stderr))
+        return transcript(parts)
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
-        require_end(cls.kind, raw)
-        marks = list(MARK.finditer(raw))
+        runs = marked_runs(cls.kind, raw, MARK)
         want = list(params.get("protocols") or PROTOCOLS)
-        if [m["proto"] for m in marks] != want:
-            raise ParseError(f"net_latency: expected runs for {want}, found {[m['proto'] for m in marks]}")
+        found = [m["proto"] for m, _ in runs]
+        if found != want:
+            raise ParseError(f"net_latency: expected runs for {want}, found {found}")
         samples = []
-        for i, m in enumerate(marks):
-            body = raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]
+        for m, body in runs:
             proto = m["proto"]
             r = RESULT.search(body)
             if int(m["rc"]) != 0 or not r:

@@ -16,6 +16,7 @@ import re
 from typing import Any
 
 from ..errors import ParseError
+from ..schematypes import integer
 from .base import Metric, Sample
 from .hpcc import HPCC_PARAMS, HpccWorkload
 
@@ -25,9 +26,9 @@ class RandomAccess(HpccWorkload):
     CATEGORY = "memory"
     STOP_AFTER = "SingleRandomAccess"
     PARAMS = {
-        "n": {"type": "integer", "minimum": 256, "maximum": 1000000, "default": 2900,
-              "description": "HPL size N that hpcc derives the tables from: per-process table = largest "
-                             "power of two <= N*N/processes words of 8 bytes"},
+        "n": integer(256, 1000000, default=2900,
+                     description="HPL size N that hpcc derives the tables from: per-process table = largest "
+                                 "power of two <= N*N/processes words of 8 bytes"),
         **HPCC_PARAMS,
     }
     METRICS = {

@@ -1,9 +1,15 @@
 """Shared by the workloads with a server inside the environment and a client on the host
-(net_bandwidth, net_latency, redis, mysql): starting the server, and the raw-output framing."""
+(net_bandwidth, net_latency, redis, mysql): starting the server, and the raw-output framing.
+
+An iteration's raw output is one marked part per client run (:func:`record`: a ``### isobench ...
+exit=N`` line, the command line, the output) and the end marker (:func:`transcript`); the parser
+takes it apart again with :func:`marked_runs`, which refuses output without the end marker."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+import shlex
+from collections.abc import Iterable, Sequence
 
 from ..drivers.base import Instance
 from ..errors import InstanceError, ParseError
@@ -16,6 +22,17 @@ END = "### isobench end\n"
 def lines(text: str) -> str:
     """Tool output as complete lines, so the next marker always starts a line."""
     return text if not text or text.endswith("\n") else text + "\n"
+
+
+def record(header: str, argv: Sequence[str], rc: int, *outputs: str) -> str:
+    """One client run's part of the raw output: ``### isobench {header} exit={rc}``, the command
+    line, then each of ``outputs`` (stdout, stderr, ...) as complete lines."""
+    return f"### isobench {header} exit={rc}\n$ {shlex.join(argv)}\n" + "".join(lines(o) for o in outputs)
+
+
+def transcript(parts: Iterable[str]) -> str:
+    """An iteration's raw output: its parts, then the end marker."""
+    return "".join(parts) + END
 
 
 def start_server(inst: Instance, argv: Sequence[str], *, tag: str, port: int, proto: str = "tcp",
@@ -44,3 +61,12 @@ def require_end(kind: str, raw: str) -> None:
     """Refuse output that does not end with the end marker (truncated or cut off)."""
     if not raw.endswith(END):
         raise ParseError(f"{kind}: output does not end with the end marker (truncated or cut off)")
+
+
+@parser_helper
+def marked_runs(kind: str, raw: str, mark: re.Pattern[str]) -> list[tuple[re.Match[str], str]]:
+    """The runs of a complete raw output (see :func:`require_end`): each marker line that ``mark``
+    matches, with the text after it up to the next marker (or the end)."""
+    require_end(kind, raw)
+    marks = list(mark.finditer(raw))
+    return [(m, raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]) for i, m in enumerate(marks)]

@@ -23,7 +23,8 @@ import re
 from typing import Any
 
 from ..errors import ConfigError, ParseError
-from .base import Context, Metric, Sample, Workload
+from ..schematypes import integer
+from .base import Context, Metric, Sample, Workload, run_shell
 
 SCRIPT = "/tmp/isobench-stream.lua"
 BARRIER = "/tmp/isobench-stream.barrier"
@@ -162,14 +163,15 @@ class Stream(Workload):
     kind = "stream"
     CATEGORY = "memory"
     PARAMS = {
-        "threads": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 2,
-                    "description": "threads, each with its share of every array (the paper: one per "
-                                   "hardware thread)"},
-        "array_mib": {"type": "integer", "minimum": 1, "default": 128,
-                      "description": "size of each of the three arrays in MiB (STREAM: at least 4x the "
-                                     "last-level caches; the paper: 12.3 GiB each, 14% of its RAM for all three)"},
-        "ntimes": {"type": "integer", "minimum": 2, "maximum": 100, "default": 10,
-                   "description": "passes over every kernel; the first is not counted (STREAM's NTIMES)"},
+        "threads": integer(1, 1024, default=2,
+                           description="threads, each with its share of every array (the paper: one per "
+                                       "hardware thread)"),
+        "array_mib": integer(1, default=128,
+                             description="size of each of the three arrays in MiB (STREAM: at least 4x the "
+                                         "last-level caches; the paper: 12.3 GiB each, 14% of its RAM for all "
+                                         "three)"),
+        "ntimes": integer(2, 100, default=10,
+                          description="passes over every kernel; the first is not counted (STREAM's NTIMES)"),
     }
     METRICS = {k: Metric("GB/s", True, f"STREAM {k.capitalize()} bandwidth, best pass (10^9 B/s)", primary=True)
                for k in KERNELS}
@@ -200,8 +202,7 @@ class Stream(Workload):
                 "echo \"isobench-stream exit=$rc end\"")
 
     def run_iteration(self, ctx: Context) -> str:
-        res = ctx.inst.sh(self.command(), timeout=600)
-        return f"$ {self.command()}\n{res.stdout}{res.stderr}"
+        return run_shell(ctx.inst, self.command(), timeout=600)
 
     @classmethod
     def parse(cls, raw: str, params: dict[str, Any]) -> list[Sample]:
