@@ -1,7 +1,11 @@
 """A fake Instance for fast unit tests of workload modules: it records every command and answers
 from a table. End-to-end tests use the real drivers; this one never stands in for them."""
 
+from collections.abc import Callable
+from pathlib import Path
+
 from isobench.drivers.base import Endpoint, Instance
+from isobench.workloads.base import Context
 
 
 class FakeInst(Instance):
@@ -35,3 +39,18 @@ class FakeInst(Instance):
 
     def _teardown(self):
         pass
+
+
+def context(inst: Instance, client: Instance | Callable[[], Instance] | None = None, *,
+            cache_dir: Path = Path("/x"), facts: dict | None = None) -> Context:
+    """A workload's Context around fakes: ``ctx.client()`` returns ``client`` (an instance, or what a
+    callable makes, e.g. ``lambda: pytest.fail("no client")``; default: a fresh FakeInst each call);
+    ``facts`` is the dict prepare() fills (a new one by default)."""
+    if client is None:
+        make = FakeInst
+    elif isinstance(client, Instance):
+        def make():
+            return client
+    else:
+        make = client
+    return Context(inst=inst, client=make, cache_dir=cache_dir, facts={} if facts is None else facts)

@@ -36,6 +36,15 @@ def test_defaults_are_filled(default_raw):
     assert cfg.workloads["f"]["iodepth"] == 16 and cfg.workloads["f"]["rw"] == "randread"
 
 
+def _fails_in_one_line(call, key, expected):
+    """``call()`` raises a ConfigError of one line that names the key first and says ``expected``."""
+    with pytest.raises(ConfigError) as err:
+        call()
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"config: {key}: "), msg
+    assert expected in msg, msg
+
+
 @pytest.mark.parametrize("changes, key, expected", [
     ({"repetitions": 3}, "repetitions", "no longer a key"),
     ({"rounds__min": "three"}, "rounds.min", "not of type 'integer'"),
@@ -49,19 +58,13 @@ def test_defaults_are_filled(default_raw):
     ({"environments__x": {"driver": "docker"}}, "environments.x.driver", "is not one of"),
     ({"workloads__fio_randread__iodepth": "deep"}, "workloads.fio_randread.iodepth", "deep"),
     ({"workloads__fio_randread__size_mib": {"quick": 1}}, "workloads.fio_randread.size_mib", ""),
-    ({"workloads__fio_randread__bs": "4k; rm -rf /"}, "workloads.fio_randread", "does not match"),
+    ({"workloads__fio_randread__bs": "4k; rm -rf /"}, "workloads.fio_randread.bs", "does not match"),
     ({"workloads__x": {"kind": "nope"}}, "workloads.x.kind", "is not one of"),
     ({"run": {"workloads": ["missing"]}}, "run.workloads", "'missing' is not defined"),
     ({"run": {"environments": ["kvm9"]}}, "run.environments", "'kvm9' is not defined"),
     ({"limits__memory_mib": 1}, "limits.memory_mib", "less than the minimum"),
-    ({"state_dir": "relative/dir"}, "state_dir", "does not match"),
     ({"image__packages": ["fio", "x; curl evil"]}, "image.packages.1", "does not match"),
     ({"image__mirror": "http://host/$(id)"}, "image.mirror", "does not match"),
-    ({"state_dir": "/var/lib/../tmp/isobench"}, "state_dir", "has a '..' component"),
-    ({"state_dir": "/var/lib/./isobench"}, "state_dir", "has a '.' component"),
-    ({"state_dir": "/var/lib/isobench/.."}, "state_dir", "'..'"),
-    ({"state_dir": "//"}, "state_dir", "is / itself"),
-    ({"state_dir": "/etc/passwd/isobench"}, "state_dir", "/etc/passwd is not a directory"),
     ({"network__lxc_subnet": "10.1.2.3/24"}, "network.lxc_subnet",
      "'10.1.2.3/24' is not a network (host bits set; did you mean 10.1.2.0/24?)"),
     ({"network__kvm_subnet": "10.213.78.17/28"}, "network.kvm_subnet", "did you mean 10.213.78.16/28?"),
@@ -74,12 +77,19 @@ def test_defaults_are_filled(default_raw):
     ({"network__kvm_subnet": "10.1.0.0/16"}, "network.kvm_subnet", "does not match"),      # the schema's /24../28
 ])
 def test_bad_values_fail_with_one_line_naming_the_key(default_raw, changes, key, expected):
-    with pytest.raises(ConfigError) as err:
-        config.load(variant(default_raw, **changes))
-    msg = str(err.value)
-    assert "\n" not in msg
-    assert msg.startswith(f"config: {key}"), msg
-    assert expected in msg
+    _fails_in_one_line(lambda: config.load(variant(default_raw, **changes)), key, expected)
+
+
+@pytest.mark.parametrize("state_dir, expected", [
+    ("relative/dir", "does not match"),                    # the schema's pattern
+    ("/var/lib/../tmp/isobench", "has a '..' component"),
+    ("/var/lib/./isobench", "has a '.' component"),
+    ("/var/lib/isobench/..", "'..'"),
+    ("//", "is / itself"),
+    ("/etc/passwd/isobench", "/etc/passwd is not a directory"),
+])
+def test_bad_state_dir_fails_with_one_line(default_raw, state_dir, expected):
+    _fails_in_one_line(lambda: config.load(variant(default_raw, state_dir=state_dir)), "state_dir", expected)
 
 
 @pytest.mark.parametrize("name", ["../escape", "a b", "UPPER", "x" * 30, "semi;colon", "1starts_digit", "dash-ed"])
@@ -340,11 +350,7 @@ def test_load_refuses_a_bad_state_dir_in_one_line(root_tmp, default_raw, monkeyp
 ])
 def test_subnet_checks_beyond_the_schema(lxc, kvm, key, expected):
     """Checks the schema's pattern (10.x, /24../28) makes unreachable through load(), kept for when it changes."""
-    with pytest.raises(ConfigError) as err:
-        config._check_subnets({"lxc_subnet": lxc, "kvm_subnet": kvm})
-    msg = str(err.value)
-    assert "\n" not in msg and msg.startswith(f"config: {key}: "), msg
-    assert expected in msg, msg
+    _fails_in_one_line(lambda: config._check_subnets({"lxc_subnet": lxc, "kvm_subnet": kvm}), key, expected)
 
 
 @pytest.mark.parametrize("lxc, kvm", [("10.213.77.0/24", "10.213.78.0/24"), ("10.0.0.0/28", "10.0.0.16/28"),
