@@ -22,6 +22,9 @@ PACKAGES=(
   python3-venv python3-dev gcc pkg-config libvirt-dev
   # the report test renders the HTML in headless Chromium
   chromium
+  # SLURM (Running on a cluster; tests/slurm_cluster.py starts munged, slurmctld and slurmd itself
+  # under a temporary directory and stops them by PID file): Debian's slurm 22.05 + munge
+  slurmctld slurmd slurm-client munge
 )
 
 missing=()
@@ -32,27 +35,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install.sh: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
-  # no systemd here: policy-rc.d may refuse to start services during install; the pipeline
-  # starts libvirtd/virtlogd itself when it needs them
+  # no systemd here: policy-rc.d may refuse to start services during install (libvirtd, slurm,
+  # munge); the pipeline and the tests start what they need themselves
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-
-# ---- SLURM (issue #13): a throwaway test cluster (tests/slurm_cluster.py) and the multi-host ------
-# profile (profiles/slurm). Debian's slurm 22.05 + munge; --no-install-recommends keeps it at 6
-# packages. Installing starts no service here (policy-rc.d / no systemd): tests/slurm_cluster.py
-# starts munged, slurmctld and slurmd itself under a temporary directory and stops them by PID file.
-SLURM_PACKAGES=(slurmctld slurmd slurm-client munge)
-slurm_missing=()
-for p in "${SLURM_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || slurm_missing+=("$p")
-done
-if [ ${#slurm_missing[@]} -gt 0 ]; then
-  echo "install.sh: installing ${slurm_missing[*]} (SLURM test cluster)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q
-  apt-get install -y -q --no-install-recommends "${slurm_missing[@]}"
-fi
-# ---- end SLURM -----------------------------------------------------------------------------------
 
 # Debian's interpreter, not whatever python3 is first on PATH: the venv must work on a plain host
 PY=/usr/bin/python3
