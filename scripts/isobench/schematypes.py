@@ -50,3 +50,8 @@ def choices(options: Iterable[str], *, default: Any = NO_DEFAULT, description: s
     """A non-empty list of distinct values, each one of ``options``."""
     return _prop({"type": "array", "items": {"enum": list(options)}, "minItems": 1, "uniqueItems": True},
                  default, description)
+
+
+def one_of(options: Iterable[Any], *, default: Any = NO_DEFAULT, description: str) -> dict[str, Any]:
+    """One of ``options``."""
+    return _prop({"enum": list(options)}, default, description)

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import InstanceError, Unavailable
 from ..hostinfo import cgroup_layout, hosts_file
+from ..schematypes import one_of
 from ..util import run
 from . import hostnet
 from .base import (
@@ -232,16 +233,16 @@ def destroy_container(lxcpath: Path, name: str) -> None:
 
 
 class LxcDriver(Driver):
+    """Privileged LXC containers on the shared image (see the module doc for networking and storage)."""
+
     kind = "lxc"
     ORDER = 10
-    OPTIONS = {
-        "net": {"enum": ["bridge", "nat", "host"], "default": "bridge",
-                "description": "bridge: veth on the private bridge; nat: clients go through a DNAT rule on "
-                               "a host address (Docker NAT); host: the host's network namespace (net=host)"},
-        "storage": {"enum": ["rootfs", "volume"], "default": "rootfs",
-                    "description": "where /data lives: inside the container filesystem (overlay, the paper's "
-                                   "AUFS) or a bind-mounted host directory (Docker volume)"},
-    }
+    NET_HELP = ("bridge: veth on the private bridge; nat: clients go through a DNAT rule on a host address "
+                "(Docker NAT); host: the host's network namespace (net=host)")
+    STORAGE_HELP = ("where /data lives: inside the container filesystem (overlay, the paper's AUFS) or a "
+                    "bind-mounted host directory (Docker volume)")
+    OPTIONS = {"net": one_of(["bridge", "nat", "host"], default="bridge", description=NET_HELP),
+               "storage": one_of(["rootfs", "volume"], default="rootfs", description=STORAGE_HELP)}
 
     NETWORK = {"default": "10.213.77.0/24", "description": "private subnet of the LXC bridge (isobench0)"}
 

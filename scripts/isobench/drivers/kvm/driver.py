@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InstanceError, Unavailable
+from ...schematypes import integer, one_of
 from ...util import run
 from .. import hostnet
 from ..base import NAME_PREFIX, Availability, Driver, Endpoint, Instance, StatePaths, process_cpu_seconds
@@ -248,22 +249,19 @@ class KvmDriver(Driver):
     kind = "kvm"
     ORDER = 20
     OPTIONS = {
-        "accel": {"enum": ["auto", "kvm", "tcg"], "default": "auto",
-                  "description": "auto/kvm: hardware KVM (or KVM with guest_kernel on a PVM host), otherwise "
-                                 "unavailable; tcg: QEMU emulation (~13% of native CPU speed), every result "
-                                 "labelled emulated: for functional tests only"},
-        "tuning": {"enum": ["untuned", "tuned"], "default": "untuned",
-                   "description": "untuned: QEMU's default CPU model, no pinning, userspace virtio-net; tuned "
-                                  "(the paper's tuned KVM): host CPU model, vCPUs pinned 1:1 to host CPUs "
-                                  "0..n-1, vhost-net"},
-        "disk": {"enum": ["qcow2", "raw"], "default": "qcow2",
-                 "description": "image format of the /data disk (virtio, cache=none, io=native)"},
-        "guest_kernel": {"type": ["string", "null"], "pattern": "^/", "default": None,
-                         "description": "absolute path of an uncompressed vmlinux (PVH entry) to boot instead "
-                                        "of the image's kernel; needed for KVM on a PVM host (a PVM guest "
-                                        "kernel)"},
-        "boot_timeout_s": {"type": "integer", "minimum": 1, "default": 60,
-                           "description": "seconds from domain start until the guest agent must answer"},
+        "accel": one_of(["auto", "kvm", "tcg"], default="auto", description=(
+            "auto/kvm: hardware KVM (or KVM with guest_kernel on a PVM host), otherwise unavailable; tcg: QEMU "
+            "emulation (~13% of native CPU speed), every result labelled emulated: for functional tests only")),
+        "tuning": one_of(["untuned", "tuned"], default="untuned", description=(
+            "untuned: QEMU's default CPU model, no pinning, userspace virtio-net; tuned (the paper's tuned KVM): "
+            "host CPU model, vCPUs pinned 1:1 to host CPUs 0..n-1, vhost-net")),
+        "disk": one_of(["qcow2", "raw"], default="qcow2",
+                       description="image format of the /data disk (virtio, cache=none, io=native)"),
+        "guest_kernel": {"type": ["string", "null"], "pattern": "^/", "default": None, "description": (
+            "absolute path of an uncompressed vmlinux (PVH entry) to boot instead of the image's kernel; needed "
+            "for KVM on a PVM host (a PVM guest kernel)")},
+        "boot_timeout_s": integer(1, default=60,
+                                  description="seconds from domain start until the guest agent must answer"),
     }
 
     NETWORK = {"default": "10.213.78.0/24",
