@@ -233,7 +233,7 @@ def destroy_container(lxcpath: Path, name: str) -> None:
 
 
 class LxcDriver(Driver):
-    """Privileged LXC containers on the shared image (see the module doc for networking and storage)."""
+    """Real LXC containers through the lxc-* tools (privileged, tini as init)."""
 
     kind = "lxc"
     ORDER = 10
