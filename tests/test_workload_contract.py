@@ -69,7 +69,10 @@ CASES = {
         {"IOPS": (100, 1e7), "MB/s": (0.1, 1e5), "µs": (1, 1e6)}, "job reported error 2",
         (10, 500, 3000, 0.5, 0.9, 0.999),
         ("fio: engine libaio not loadable\n", '{"jobs": []}'),
-        elsewhere=("write_iops", "write_bw", "write_lat_p50", "write_lat_p99", "total_iops")),
+        elsewhere=("write_iops", "write_bw", "write_lat_p50", "write_lat_p99", "total_iops",
+                   # latency_percentiles: true (test_workloads_fio.py)
+                   *(f"{d}_lat_p{p:g}" for d in ("read", "write")
+                     for p in (1, 5, 10, 20, 30, 40, 60, 70, 80, 90, 95, 99.5, 99.9)))),
     "linpack": Case(
         "native-iter-01.out",
         {"": {"gflops": 6.694}},  # the WR11C2R4 result line: 6.694e+00
