@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from . import compare, cost, rounds, stats
@@ -458,6 +459,10 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     full = pa.Table.from_pandas(cells.assign(outlier=outlier.reindex(cells.index, fill_value=False)
                                              .to_numpy(dtype=bool), flagged=flags.to_numpy(dtype=bool)),
                                 preserve_index=False)
+    # from_pandas reads a float NaN (a reading the cell does not have, e.g. native's env_cpu_s) as
+    # null; the schema keeps it NaN, as the cells do
+    full = pa.table({name: pc.fill_null(col, float("nan")) if pa.types.is_floating(col.type) else col
+                     for name, col in zip(full.column_names, full.columns)})
     extra = [pa.field("outlier", pa.bool_(), nullable=False), pa.field("flagged", pa.bool_(), nullable=False)]
     _write_parquet(full.cast(pa.schema([*SCHEMA, *extra], metadata=SCHEMA.metadata)), out.cells, meta)
     _write(summary, out.summary, out.summary_csv, meta)
