@@ -55,3 +55,9 @@ def choices(options: Iterable[str], *, default: Any = NO_DEFAULT, description: s
 def one_of(options: Iterable[Any], *, default: Any = NO_DEFAULT, description: str) -> dict[str, Any]:
     """One of ``options``."""
     return _prop({"enum": list(options)}, default, description)
+
+
+def sweep(minimum: int, maximum: int, *, default: list[int], description: str) -> dict[str, Any]:
+    """A non-empty list of distinct whole numbers in [minimum, maximum]: the points of a sweep."""
+    return _prop({"type": "array", "items": {"type": "integer", "minimum": minimum, "maximum": maximum},
+                  "minItems": 1, "uniqueItems": True}, default, description)

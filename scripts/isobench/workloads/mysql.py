@@ -18,7 +18,8 @@ from typing import Any
 
 from ..drivers.base import DATA_DIR
 from ..errors import ConfigError, InstanceError, ParseError
-from .base import Context, Metric, Sample, Workload
+from ..schematypes import choices, integer, sweep
+from .base import Context, Metric, Sample, Workload, metric_family
 from .servers import END, lines, require_end, start_server
 
 PORT = 13306
@@ -36,37 +37,29 @@ def _short(test: str) -> str:
     return test.removeprefix("oltp_")
 
 
-def _metrics() -> dict[str, Metric]:
-    out = {}
-    for t in TESTS:
-        s = _short(t)
-        out[f"{s}_tps"] = Metric("transactions/s", True, f"sysbench {t} transactions per second", primary=True)
-        out[f"{s}_lat_avg"] = Metric("ms", False, f"sysbench {t} transaction latency, mean")
-        out[f"{s}_lat_p95"] = Metric("ms", False, f"sysbench {t} transaction latency, 95th percentile")
-    return out
+#: per test: its rate and latencies (``{}``: the test's name)
+MEMBERS = {"tps": Metric("transactions/s", True, "sysbench {} transactions per second", primary=True),
+           "lat_avg": Metric("ms", False, "sysbench {} transaction latency, mean"),
+           "lat_p95": Metric("ms", False, "sysbench {} transaction latency, 95th percentile")}
 
 
 class Mysql(Workload):
     kind = "mysql"
     CATEGORY = "application"
     PARAMS = {
-        "tests": {"type": "array", "items": {"enum": list(TESTS)}, "minItems": 1, "uniqueItems": True,
-                  "default": ["oltp_read_only", "oltp_read_write"],
-                  "description": "sysbench OLTP tests (the paper's figures: read-only)"},
-        "threads": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 10000},
-                    "minItems": 1, "uniqueItems": True, "default": [1, 8],
-                    "description": "sweep of sysbench client threads (the paper: 10..290 on 32 cores)"},
-        "seconds": {"type": "integer", "minimum": 1, "maximum": 3600, "default": 1,
-                    "description": "sysbench --time per test and point (the paper: 60)"},
-        "tables": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
-                   "description": "sysbench --tables (the paper: 1)"},
-        "table_size": {"type": "integer", "minimum": 1, "default": 10000,
-                       "description": "rows per table, --table-size (the paper: 2000000, ~0.5 GB)"},
-        "buffer_pool_mib": {"type": "integer", "minimum": 8, "default": 64,
-                            "description": "innodb_buffer_pool_size in MiB; must hold the tables (~250 B/row) "
-                                           "so that reads are served from memory (the paper: 3 GB)"},
+        "tests": choices(TESTS, default=["oltp_read_only", "oltp_read_write"],
+                         description="sysbench OLTP tests (the paper's figures: read-only)"),
+        "threads": sweep(1, 10000, default=[1, 8],
+                         description="sweep of sysbench client threads (the paper: 10..290 on 32 cores)"),
+        "seconds": integer(1, 3600, default=1, description="sysbench --time per test and point (the paper: 60)"),
+        "tables": integer(1, 1000, default=2, description="sysbench --tables (the paper: 1)"),
+        "table_size": integer(1, default=10000, description="rows per table, --table-size (the paper: 2000000, "
+                                                             "~0.5 GB)"),
+        "buffer_pool_mib": integer(8, default=64, description="innodb_buffer_pool_size in MiB; must hold the tables "
+                                                               "(~250 B/row) so that reads are served from memory "
+                                                               "(the paper: 3 GB)"),
     }
-    METRICS = _metrics()
+    METRICS = metric_family({_short(t): t for t in TESTS}, MEMBERS)
     TOOLS = (("mariadbd", "--version"), ("sysbench", "--version"), ("ss", "-V"))
     VERSION_ARGV = ("mariadbd", "--version")
 

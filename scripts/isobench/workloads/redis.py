@@ -16,7 +16,8 @@ import shlex
 from typing import Any
 
 from ..errors import InstanceError, ParseError
-from .base import Context, Metric, Sample, Workload
+from ..schematypes import choices, integer, sweep
+from .base import Context, Metric, Sample, Workload, metric_family
 from .servers import END, lines, require_end, start_server
 
 PORT = 16379
@@ -27,35 +28,26 @@ MARK = re.compile(r"^### isobench point connections=(?P<c>\d+) flush=(?P<flush>\
 COLUMNS = ("rps", "avg_latency_ms", "p50_latency_ms", "p99_latency_ms")
 
 
-def _metrics() -> dict[str, Metric]:
-    out = {}
-    for names in TESTS.values():
-        for name in names:
-            t = name.lower()
-            out[f"{t}_rps"] = Metric("requests/s", True, f"{name} requests per second", primary=True)
-            out[f"{t}_lat_avg"] = Metric("ms", False, f"{name} latency, mean")
-            out[f"{t}_lat_p50"] = Metric("ms", False, f"{name} latency, median")
-            out[f"{t}_lat_p99"] = Metric("ms", False, f"{name} latency, 99th percentile")
-    return out
+#: per test: its rate and latencies (``{}``: the test's name)
+MEMBERS = {"rps": Metric("requests/s", True, "{} requests per second", primary=True),
+           "lat_avg": Metric("ms", False, "{} latency, mean"),
+           "lat_p50": Metric("ms", False, "{} latency, median"),
+           "lat_p99": Metric("ms", False, "{} latency, 99th percentile")}
 
 
 class Redis(Workload):
     kind = "redis"
     CATEGORY = "application"
     PARAMS = {
-        "connections": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 10000},
-                        "minItems": 1, "uniqueItems": True, "default": [1, 5, 10, 50],
-                        "description": "sweep of parallel client connections, -c (the paper: 1 to 120)"},
-        "requests": {"type": "integer", "minimum": 100, "default": 10000,
-                     "description": "requests per test and point, -n (the paper: 500000)"},
-        "tests": {"type": "array", "items": {"enum": sorted(TESTS)}, "minItems": 1, "uniqueItems": True,
-                  "default": ["set", "get"], "description": "redis-benchmark -t tests (the paper: ping, set, "
-                                                            "get, lpush, lpop, sadd)"},
-        "value_bytes": {"type": "integer", "minimum": 1, "default": 50, "description": "-d value size (the paper: 50)"},
-        "keyspace": {"type": "integer", "minimum": 1, "default": 100000,
-                     "description": "-r random key space (the paper: 100000)"},
+        "connections": sweep(1, 10000, default=[1, 5, 10, 50],
+                             description="sweep of parallel client connections, -c (the paper: 1 to 120)"),
+        "requests": integer(100, default=10000, description="requests per test and point, -n (the paper: 500000)"),
+        "tests": choices(sorted(TESTS), default=["set", "get"],
+                         description="redis-benchmark -t tests (the paper: ping, set, get, lpush, lpop, sadd)"),
+        "value_bytes": integer(1, default=50, description="-d value size (the paper: 50)"),
+        "keyspace": integer(1, default=100000, description="-r random key space (the paper: 100000)"),
     }
-    METRICS = _metrics()
+    METRICS = metric_family({n.lower(): n for names in TESTS.values() for n in names}, MEMBERS)
     TOOLS = (("redis-server", "--version"), ("redis-benchmark", "--version"), ("ss", "-V"))
     VERSION_ARGV = ("redis-server", "--version")
 
@@ -111,12 +103,12 @@ class Redis(Workload):
         for i, m in enumerate(marks):
             point = f"connections={m['c']}"
             body = raw[m.end():marks[i + 1].start() if i + 1 < len(marks) else len(raw)]
-            header = next((l for l in body.splitlines() if l.startswith('"test"')), None)
+            header = next((ln for ln in body.splitlines() if ln.startswith('"test"')), None)
             if header is None:
                 raise ParseError(f"redis {point}: no CSV header in the output")
             cols = next(csv.reader([header]))
             rows = {}
-            for row in csv.reader(io.StringIO("\n".join(l for l in body.splitlines() if l.startswith('"')))):
+            for row in csv.reader(io.StringIO("\n".join(ln for ln in body.splitlines() if ln.startswith('"')))):
                 if len(row) != len(cols):
                     raise ParseError(f"redis {point}: garbled CSV row {row}")
                 if row[0] != "test":
