@@ -2,15 +2,15 @@
 parser's contract (real captured output, failed, truncated and broken runs) is in
 test_workload_contract.py."""
 
-from pathlib import Path
 
-import captured
 import pytest
-from fakes import FakeInst
+
 from isobench.errors import ConfigError, InstanceError
-from isobench.workloads import Context
 from isobench.workloads.mysql import MARK, PORT, SOCKET, Mysql
 from isobench.workloads.servers import END
+
+import captured
+from fakes import FakeInst, context
 
 PARAMS = captured.params("mysql")
 
@@ -26,7 +26,7 @@ def sysbench_block(raw, test, threads):
 def test_prepare_makes_datadir_server_user_and_tables():
     inst = FakeInst([("ss -Hltnp", 0, "55\n"), ("information_schema", 0, "20000\t5\n")])
     client = FakeInst()
-    ctx = Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(inst, client)
     Mysql("mysql", PARAMS).prepare(ctx)
     assert inst.calls[0].startswith("mariadb-install-db --no-defaults --user=root --datadir=/data/mysql")
     spawn = next(c for c in inst.calls if "mariadbd" in c and "nohup" in c)
@@ -43,7 +43,7 @@ def test_prepare_makes_datadir_server_user_and_tables():
 
 def test_tables_larger_than_the_buffer_pool_are_refused():
     inst = FakeInst([("ss -Hltnp", 0, "55\n"), ("information_schema", 0, "2000000\t480\n")])
-    ctx = Context(inst=inst, client=lambda: FakeInst(), cache_dir=Path("/x"), facts={})
+    ctx = context(inst, FakeInst())
     with pytest.raises(ConfigError, match="buffer pool"):
         Mysql("mysql", {**PARAMS, "table_size": 1000000}).prepare(ctx)
 
@@ -52,13 +52,13 @@ def test_failed_table_creation_is_an_error():
     inst = FakeInst([("ss -Hltnp", 0, "55\n")])
     client = FakeInst([("prepare", 1, "FATAL: unable to connect to MySQL server\n")])
     with pytest.raises(InstanceError, match="sysbench prepare"):
-        Mysql("mysql", PARAMS).prepare(Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={}))
+        Mysql("mysql", PARAMS).prepare(context(inst, client))
 
 
 def test_iteration_sweeps_tests_and_threads_bounded_in_time():
     block = sysbench_block(captured.good("mysql")[0].read_text(), "oltp_read_only", 1)
     client = FakeInst([("sysbench", 0, block)])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(), client)
     raw = Mysql("mysql", PARAMS).run_iteration(ctx)
     assert [(m["test"], int(m["t"])) for m in MARK.finditer(raw)] == [
         (t, n) for t in PARAMS["tests"] for n in PARAMS["threads"]]

@@ -15,7 +15,7 @@ from isobench.workloads.net_bandwidth import MARK, PORT, NetBandwidth
 from isobench.workloads.servers import END
 
 import captured
-from fakes import FakeInst
+from fakes import FakeInst, context
 
 PARAMS = captured.params("net_bandwidth")
 GOOD = captured.good("net_bandwidth")
@@ -47,7 +47,7 @@ def test_server_binds_to_the_instance_address_only():
 
 def test_server_that_died_is_an_error():
     inst = FakeInst([("ss -Hltnp", 1, "exited: iperf3: error - unable to start listener\n")])
-    ctx = Context(inst=inst, client=lambda: inst, cache_dir=Path("/x"), facts={})
+    ctx = context(inst, inst)
     with pytest.raises(InstanceError, match="unable to start listener"):
         NetBandwidth("nb", PARAMS).prepare(ctx)
 
@@ -56,7 +56,7 @@ def test_iteration_round_trip_with_a_retry(monkeypatch):
     good = blocks(GOOD[0].read_text())
     busy = '{"start": {}, "error": "the server is busy running a test. try again later"}\n'
     client = FakeInst([(" -R ", 0, [busy, good["from_env"]]), ("iperf3 -c", 0, good["to_env"])])
-    ctx = Context(inst=FakeInst(port_offset=10000), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(port_offset=10000), client)
     monkeypatch.setattr(mod.time, "sleep", lambda s: None)
     raw = NetBandwidth("nb", PARAMS).run_iteration(ctx)
     assert [(m["d"], m["n"]) for m in MARK.finditer(raw)] == [("to_env", "1"), ("from_env", "1"), ("from_env", "2")]
@@ -71,7 +71,7 @@ def test_stalled_client_is_recorded_and_retried(monkeypatch):
     good = blocks(GOOD[0].read_text())
     stall = InstanceError("client: command timed out after 31s: iperf3")
     client = FakeInst([(" -R ", 0, good["from_env"]), ("iperf3 -c", 0, [stall, stall, stall])])
-    ctx = Context(inst=FakeInst(port_offset=10000), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(port_offset=10000), client)
     monkeypatch.setattr(mod.time, "sleep", lambda s: None)
     raw = NetBandwidth("nb", PARAMS).run_iteration(ctx)
     assert len(re.findall(r"direction=to_env attempt=\d exit=124", raw)) == 3

@@ -2,14 +2,12 @@
 program. The parser's contract (real captured output, failed, truncated and broken runs) is in
 test_workload_contract.py."""
 
-from pathlib import Path
 
-from isobench.workloads import Context
 from isobench.workloads.net_latency import PERL, PORT, SCRIPT, NetLatency
 from isobench.workloads.servers import END
 
 import captured
-from fakes import FakeInst
+from fakes import FakeInst, context
 
 PARAMS = captured.params("net_latency")
 
@@ -20,7 +18,7 @@ def test_default_sizes_are_the_papers():
 
 def test_prepare_installs_both_ends_and_binds_servers_to_the_instance_address():
     inst, client = FakeInst([("ss -Hl", 0, "77\n")]), FakeInst(bind="127.0.0.1")
-    ctx = Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(inst, client)
     NetLatency("nl", PARAMS).prepare(ctx)
     for i in (inst, client):
         assert any(inp == PERL.encode() and SCRIPT in line for line, inp in zip(i.calls, i.inputs))
@@ -34,7 +32,7 @@ def test_prepare_installs_both_ends_and_binds_servers_to_the_instance_address():
 def test_iteration_round_trip():
     line = "isobench-rr proto={} req=100 resp=200 n=5000 seconds=0.500001 mean_us=20.0 p50_us=19.0 p99_us=40.0\n"
     client = FakeInst([(" client tcp ", 0, line.format("tcp")), (" client udp ", 0, line.format("udp"))])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(), client)
     raw = NetLatency("nl", PARAMS).run_iteration(ctx)
     assert raw.endswith(END)
     assert client.calls == [f"perl {SCRIPT} client {p} 10.9.8.7 {PORT} 100 200 0.5" for p in ("tcp", "udp")]

@@ -1,15 +1,15 @@
 """redis (redis-server inside, redis-benchmark on the host): the sweep and the binding. The parser's
 contract (real captured output, failed, truncated and broken runs) is in test_workload_contract.py."""
 
-from pathlib import Path
 
-import captured
 import pytest
-from fakes import FakeInst
+
 from isobench.errors import InstanceError, ParseError
-from isobench.workloads import Context
 from isobench.workloads.redis import MARK, PORT, Redis
 from isobench.workloads.servers import END
+
+import captured
+from fakes import FakeInst, context
 
 PARAMS = captured.params("redis")
 CSV = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms",'
@@ -20,7 +20,7 @@ CSV = ('"test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_lat
 def test_server_binds_to_the_instance_address_and_keeps_nothing_on_disk():
     inst = FakeInst([("ss -Hltnp", 0, "99\n")])
     client = FakeInst([("ping", 0, "PONG\n")])
-    ctx = Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(inst, client)
     Redis("redis", PARAMS).prepare(ctx)
     spawn = next(c for c in inst.calls if "redis-server" in c and "nohup" in c)
     assert f"--bind 10.9.8.7 --port {PORT}" in spawn and "0.0.0.0" not in spawn
@@ -32,12 +32,12 @@ def test_prepare_refuses_a_server_that_does_not_answer():
     inst = FakeInst([("ss -Hltnp", 0, "99\n")])
     client = FakeInst([("ping", 1, "Could not connect to Redis\n")])
     with pytest.raises(InstanceError, match="PING"):
-        Redis("redis", PARAMS).prepare(Context(inst=inst, client=lambda: client, cache_dir=Path("/x"), facts={}))
+        Redis("redis", PARAMS).prepare(context(inst, client))
 
 
 def test_iteration_sweeps_connections_with_the_papers_options():
     client = FakeInst([("flushall", 0, "OK\n"), ("redis-benchmark", 0, CSV)])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(), client)
     raw = Redis("redis", PARAMS).run_iteration(ctx)
     assert [int(m["c"]) for m in MARK.finditer(raw)] == PARAMS["connections"] and raw.endswith(END)
     bench = [c for c in client.calls if "redis-benchmark" in c]
@@ -50,7 +50,7 @@ def test_iteration_sweeps_connections_with_the_papers_options():
 
 def test_iteration_stops_when_the_server_is_gone():
     client = FakeInst([("flushall", 1, "")])
-    ctx = Context(inst=FakeInst(), client=lambda: client, cache_dir=Path("/x"), facts={})
+    ctx = context(FakeInst(), client)
     raw = Redis("redis", PARAMS).run_iteration(ctx)
     assert not any("redis-benchmark" in c for c in client.calls)
     with pytest.raises(ParseError):
