@@ -16,13 +16,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import captured
 import pytest
+
 from isobench import codehash
-from isobench.errors import ParseError
+from isobench.errors import InstanceError, ParseError
 from isobench.workloads import KINDS
 from isobench.workloads.base import CATEGORIES
 from isobench.workloads.servers import END
+
+import captured
+from fakes import FakeInst, context
 
 
 @dataclass(frozen=True)
@@ -339,3 +342,17 @@ def test_measuring_code_calls_no_parser_code(kind):
     for module, tree in trees.items():
         visit(tree, module)
     assert not used
+
+
+@pytest.mark.parametrize(("kind", "listening", "refusal", "match"), [
+    ("mysql", "55", ("prepare", "FATAL: unable to connect to MySQL server"), "sysbench prepare"),
+    ("redis", "99", ("ping", "Could not connect to Redis"), "PING"),
+])
+def test_prepare_fails_when_the_host_client_cannot_reach_the_server(kind, listening, refusal, match):
+    """The server is up inside, the client on the host cannot use it: prepare fails, naming the step."""
+    cls = KINDS[kind]
+    params = {k: spec["default"] for k, spec in cls.PARAMS.items() if "default" in spec}
+    inst = FakeInst([("ss -Hltnp", 0, f"{listening}\n")])
+    client = FakeInst([(refusal[0], 1, f"{refusal[1]}\n")])
+    with pytest.raises(InstanceError, match=match):
+        cls(kind, params).prepare(context(inst, client))
