@@ -1,23 +1,18 @@
-"""Every workload kind, one real cell each, on all three environment kinds with tiny sizes.
+"""What an instance of each environment kind has (native, an LXC container on the private bridge,
+a libvirt guest: KVM where the host has it, otherwise QEMU TCG), with the tiny workload sizes.
 
-Runs the pipeline's own cell runner and collector (cell.run_cell, collect.cell_rows) on native,
-an LXC container on the private bridge (servers reached over it), and a libvirt guest (KVM where
-the host has it, otherwise QEMU TCG, labelled emulated). Each cell must yield only metrics its
-workload declares (fio: those of its direction), each finite and positive, at every sweep point."""
+Every workload kind measured for real on every environment is tests/test_paper_config.py's tiny
+paper run (one cell per workload x environment through the whole pipeline: values finite and
+positive, sweeps complete, emulated cells labelled); a real cell through the cell runner alone is
+tests/test_hpcc_e2e.py and tests/test_kvm_e2e.py."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import yaml
 
 from isobench import config as configmod
-from isobench.cell import run_cell
-from isobench.collect import cell_rows
-from isobench.hostinfo import fingerprint
 from isobench.image import ensure_rootfs
-from isobench.measure import Measure
 from isobench.workloads import KINDS
 
 from conftest import ROOT, variant
@@ -52,27 +47,6 @@ def cfg():
     if not cfg.availability("kvm").available:           # no usable KVM here: the same path, emulated
         cfg = configmod.load(variant(raw, environments__kvm__accel="tcg"))
     return cfg
-
-
-@pytest.mark.parametrize("env", ENVS)
-@pytest.mark.parametrize("workload", sorted(TINY))
-def test_one_real_cell(cfg, tmp_path, env, workload):
-    image = ensure_rootfs(cfg.image_spec(), cfg.paths.images)
-    out = tmp_path / "raw"
-    run_cell(cfg.env_spec(env), cfg.workload(workload), 1, Measure(1, 0), cfg.paths, image, fingerprint(), out)
-    rows = cell_rows(out)
-    cls = KINDS[TINY[workload]["kind"]]
-    got = {}
-    for r in rows:
-        got.setdefault(r["metric"], []).append(r["value"])
-    assert got and set(got) <= set(cls.METRICS), f"{workload} on {env}: metrics {sorted(got)}"
-    points = {r["point"] for r in rows}
-    sweep = {"redis": {"connections=1", "connections=4"}, "mysql": {"threads=2"}}.get(workload, {""})
-    assert sweep <= points, f"{workload} on {env}: points {sorted(points)}"
-    bad = {m: v for m, v in got.items() if not all(math.isfinite(x) and x > 0 for x in v)}
-    assert not bad, f"{workload} on {env}: non-positive values {bad}"
-    if env == "kvm":
-        assert {r["emulated"] for r in rows} == {cfg.environments["kvm"]["accel"] == "tcg"}
 
 
 @pytest.fixture(scope="module", params=ENVS)
