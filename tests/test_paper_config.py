@@ -5,7 +5,6 @@ sizes) runs end to end."""
 
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
@@ -17,9 +16,10 @@ import pytest
 import yaml
 from snakemake.utils import update_config
 
-from conftest import ROOT
 from isobench import config as configmod
 from isobench import paper as paperlib
+
+from conftest import ROOT
 
 PAPER = ROOT / "config" / "paper.yaml"
 TINY = ROOT / "tests" / "configs" / "paper_tiny.yaml"

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-import captured
 import pytest
+
 from isobench.errors import ParseError
 from isobench.workloads.fio import Fio
+
+import captured
 
 
 @pytest.mark.parametrize("path", captured.good("fio"), ids=lambda p: p.name)
