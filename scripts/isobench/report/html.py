@@ -192,12 +192,16 @@ def cost_rows(data: ReportData) -> list[dict[str, Any]]:
     rows = []
     for r in sorted(c.itertuples(index=False), key=lambda r: (data.workload_rank(r.workload), r.workload, r.metric,
                                                               order.get(r.env, 99), r.env)):
-        vs = "" if r.env == data.baseline else (
-            f"{f.fmt_ratio(r.ratio)}x" + (f" [{f.fmt_ratio(r.ratio_ci_low)}, {f.fmt_ratio(r.ratio_ci_high)}]"
-                                           if f.finite(r.ratio_ci_low) else f" ({r.ratio_note})"))
+        if r.env == data.baseline:
+            vs = ""
+        elif not f.finite(r.ratio):
+            vs = r.ratio_note
+        else:
+            vs = f"{f.fmt_ratio(r.ratio)}x " + (f"[{f.fmt_ratio(r.ratio_ci_low)}, {f.fmt_ratio(r.ratio_ci_high)}]"
+                                                if f.finite(r.ratio_ci_low) else f"({r.ratio_note})")
+        ci = f"[{f.fmt(r.ci_low)}, {f.fmt(r.ci_high)}]" if f.finite(r.ci_low) else r.ci_note
         rows.append({"workload": r.workload, "metric": r.metric, "unit": r.unit, "env": r.env,
-                     "mean": f.fmt(r.mean), "ci": f.ci_words(r.ci_low, r.ci_high) if f.finite(r.ci_low) else r.ci_note,
-                     "vs": vs, "emulated": bool(r.emulated)})
+                     "mean": f.fmt(r.mean), "ci": ci, "vs": vs, "emulated": bool(r.emulated)})
     return rows
 
 
