@@ -37,7 +37,7 @@ def flow(tmp_path_factory):
     base = tmp_path_factory.mktemp("cache")
     src = base / "flow"
     src.mkdir()
-    for part in ("Snakefile", "rules", "scripts", "config", "report", "profiles"):
+    for part in ("Snakefile", "rules", "scripts", "config", "report", "profiles", "envs"):
         p = ROOT / part
         (shutil.copytree(p, src / part, ignore=shutil.ignore_patterns("__pycache__"))
          if p.is_dir() else shutil.copy(p, src / part))
