@@ -13,7 +13,6 @@ PLAN = pipeline.plan_or_exit(config, quiet=not workflow.is_main_process)
 if workflow.is_main_process:  # never inside a cluster job: it would see no run and remove the run's lock
     pipeline.release_stale_lock()
 CFG = PLAN.config
-STATE_DIR = str(CFG.paths.root)
 SETUP_PRIORITY = pipeline.SETUP_PRIORITY
 
 REPORT_HTML = "results/report/report.html"
@@ -34,15 +33,15 @@ def host_of(wildcards):
     return wildcards.get("host")
 
 
-def on_host(wildcards):
+def on_host(host):
     """The wildcards that name one host's jobs (none on one machine)."""
-    return {"host": wildcards.host} if CFG.cluster else {}
+    return {"host": host} if CFG.cluster else {}
 
 
 def image_manifest(wildcards):
     """The host's image manifest, once the image exists (provision_image is a checkpoint, so the
     cells' params can name the image by its content: the package versions it holds)."""
-    return ancient(checkpoints.provision_image.get(**on_host(wildcards)).output.image)
+    return ancient(checkpoints.provision_image.get(**on_host(host_of(wildcards))).output.image)
 
 
 def on_start():
@@ -66,8 +65,7 @@ def batch_first_last(wildcards):
 
 
 def read_batch(workload, k, host=None):
-    where = {"host": host} if CFG.cluster else {}
-    with open(checkpoints.round_batch.get(workload=workload, batch=k, **where).output[0]) as f:
+    with open(checkpoints.round_batch.get(workload=workload, batch=k, **on_host(host)).output[0]) as f:
         return json.load(f)
 
 
