@@ -230,6 +230,15 @@ def test_tiny_paper_run_measures_every_workload_on_every_environment(tiny_run):
     assert set(measured[measured.workload == "fio_randrw_32x8"].metric) >= {"read_iops", "write_iops", "total_iops"}
     assert set(measured[measured.workload == "mysql"].point) == {"threads=1", "threads=2"}
     assert set(measured[measured.workload == "redis"].point) == {"connections=1", "connections=4"}
+    # the sweeps' CPU cost is timed per point; workloads without points carry none
+    timed = measured.kind.isin(["mysql", "redis"])
+    assert (measured[timed].point_seconds > 0).all() and (measured[timed].point_cpu_busy_s > 0).all()
+    assert measured[~timed].point_seconds.isna().all()
+    assert set(measured[measured.kind == "mysql"].point_subject) == {"read_only"}
+    lxc_points = measured[timed & (measured.driver == "lxc")]
+    assert (lxc_points.point_env_cpu_s > 0).all() and (lxc_points.point_seconds < lxc_points.cell_seconds).all()
+    cpu = pd.read_csv(wd / "results" / "aggregate" / "cpu_cost.csv", keep_default_na=False)
+    assert {"threads=1", "threads=2"} <= set(cpu[cpu.workload == "mysql"].point)
     summary = pd.read_csv(wd / "results" / "aggregate" / "summary.csv")
     assert set(summary.env) == set(cfg.run_environments) and set(summary.workload) == set(cfg.run_workloads)
     html = (wd / "results" / "report" / "report.html").read_text()

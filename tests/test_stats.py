@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from isobench import aggregate as agg
 from isobench import rounds, stats
+from isobench.collect import NO_POINT
 from isobench.schema import SCHEMA
 
 # -- the synthetic run -----------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def _value(env: str, wl: str, metric: str, point: str, hib: bool, native: float,
 
 SENTINEL = {"steal_pct": 0.1, "busy_pct": 60.0, "host_cpu_s": 12.0, "cpu_user_s": 8.0, "cpu_system_s": 3.0,
             "cpu_softirq_s": 0.9, "cpu_steal_s": 0.1, "env_cpu_s": 10.0, "procs_running": 2.0, "load1": 1.5,
-            "cpu_mhz": 2000.0, "canary_start_s": 0.1, "canary_end_s": 0.101, "cell_seconds": 100.0}
+            "cpu_mhz": 2000.0, "canary_start_s": 0.1, "canary_end_s": 0.101, "cell_seconds": 100.0, **NO_POINT}
 
 
 def cell_table(env: str, wl: str, rnd: int, **sentinel) -> pa.Table:

@@ -128,7 +128,7 @@ def read_cells(cell_files: Iterable[Path]) -> pd.DataFrame:
     table = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
     df = table.to_pandas()
     for col in ("env", "driver", "workload", "kind", "point", "metric", "unit", "tool_version",
-                "host_fingerprint", "accel", "image_key", "settings"):
+                "host_fingerprint", "accel", "image_key", "settings", "point_subject"):
         df[col] = df[col].astype(object)
     return df.sort_values(ROW_ORDER + ["warmup"], kind="mergesort").reset_index(drop=True)
 

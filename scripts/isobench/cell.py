@@ -10,9 +10,11 @@ a raw directory without it is incomplete, and Snakemake removes it when the job 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,7 +117,15 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
     try:
         with driver.start(instance_name(driver.env, wl.name, rnd, host.get("name"))) as inst:
             inside = inst.describe()
-            ctx = Context(inst=inst, client=client, cache_dir=paths.corpora, facts={})
+            points: list[dict[str, Any]] = []
+
+            @contextlib.contextmanager
+            def point(label: str, subject: str = "") -> Iterator[None]:
+                with sentinel.Watch(inst.cpu_seconds) as w:
+                    yield
+                points.append({"point": label, "subject": subject, **w.reading.as_dict()})
+
+            ctx = Context(inst=inst, client=client, cache_dir=paths.corpora, facts={}, point=point)
             log.info("%s: preparing (%s)", where, wl.describe())
             wl.prepare(ctx)
             version = wl.version(inst)
@@ -125,6 +135,7 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
             for i in range(1, total + 1):
                 is_warmup = i <= warmup_iterations
                 started = now()
+                points.clear()
                 with sentinel.Watch(inst.cpu_seconds) as watch:
                     raw = wl.run_iteration(ctx)
                 seconds = watch.reading.seconds
@@ -134,7 +145,8 @@ def run_cell(spec: EnvSpec, wl: Workload, rnd: int, measure: Measure, paths: Sta
                 atomic_write_text(out_dir / name, raw)
                 records.append({"iteration": i, "warmup": is_warmup, "file": name, "started_at": started,
                                 "ended_at": now(), "seconds": round(seconds, 3),
-                                "host": watch.reading.as_dict()})
+                                "host": watch.reading.as_dict(),
+                                **({"points": list(points)} if points else {})})
                 log.info("%s: iteration %d/%d%s done in %.1f s", where, i, total,
                          " (warm-up)" if is_warmup else "", seconds)
     except BenchError as e:

@@ -8,6 +8,7 @@ written for it and no partial Parquet file is left behind.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from datetime import datetime
@@ -21,6 +22,7 @@ from .errors import ParseError
 from .schema import SCHEMA
 from .util import read_json
 from .workloads import KINDS as WORKLOAD_KINDS
+from .workloads import Sample
 
 
 def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
@@ -44,6 +46,7 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
             "cpu_mhz": _num(host.get("cpu_mhz")), "canary_start_s": _num(canary.get("start")),
             "canary_end_s": _num(canary.get("end")), "cell_seconds": _num(meta.get("wall_seconds")),
         }
+        points = point_readings(it.get("points") or [])
         raw = (raw_dir / it["file"]).read_text()
         try:
             samples = cls.parse(raw, meta["params"])
@@ -64,10 +67,36 @@ def cell_rows(raw_dir: Path) -> list[dict[str, Any]]:
                 "host_fingerprint": meta["host"]["fingerprint"],
                 "accel": meta["labels"]["accel"], "emulated": bool(meta["labels"]["emulated"]),
                 "image_key": meta["image_key"], "settings": json.dumps(meta["settings"], sort_keys=True), **sentinel,
+                **point_cost(points, s),
             })
     if not any(not r["warmup"] for r in rows):
         raise ParseError(f"{raw_dir}: no measured samples")
     return rows
+
+
+NO_POINT = {"point_seconds": math.nan, "point_cpu_busy_s": math.nan, "point_subject": "", "point_env_cpu_s": math.nan}
+
+
+def point_readings(points: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """(subject, point) -> the CPU columns of one timed sweep point (Context.point readings)."""
+    out = {}
+    for p in points:
+        cpu_s = p.get("cpu_s") or {}
+        out[(p.get("subject", ""), p["point"])] = {
+            "point_seconds": _num(p.get("seconds")),
+            "point_cpu_busy_s": _num(_sum(cpu_s, "user", "nice", "system", "irq", "softirq")),
+            "point_subject": str(p.get("subject", "")),
+            "point_env_cpu_s": _num(p.get("env_cpu_s"))}
+    return out
+
+
+def point_cost(points: dict[tuple[str, str], dict[str, float]], s: Sample) -> dict[str, float]:
+    """The timed point a sample belongs to: its point and, where the point was timed per subject,
+    the subject its metric is named after (``read_only`` for ``read_only_tps``)."""
+    for (subject, point), cols in points.items():
+        if point == s.point and (not subject or s.metric.startswith(f"{subject}_")):
+            return cols
+    return NO_POINT
 
 
 def host_name(host: dict[str, Any]) -> str:

@@ -12,11 +12,14 @@ host, its own CPU time (the LXC container's cgroup, the KVM guest's QEMU process
 * ``cpu_s_per_gbit`` (network bandwidth only): host CPU seconds per Gbit moved, both directions of
   an iteration together (CPU time, not cycles: hardware counters are not read here).
 
+These are whole-iteration rows (``point`` empty). Workloads that time their sweep points
+(``Context.point``: MySQL per test and thread count, Redis per connection count) also get
+``host_cpu_cores`` and ``env_cpu_cores`` per point (``point`` e.g. ``threads=8``; ``subject`` the
+metrics the timing covers, e.g. ``read_only``, empty = all): the paper's CPU utilisation per point.
+
 A cell's value is the median over its measured iterations; the absolute figure is the mean over
 cells with its t-interval, and the cost against native is paired per round exactly as the
 overheads are (:func:`isobench.stats.paired_ratio`; no interval below ``MIN_ROUNDS_CI`` rounds).
-Per sweep point costs (MySQL threads, Redis connections) are not separable: an iteration runs the
-whole sweep, so its cost is the sweep's.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ METRICS = {
 BANDWIDTH_KIND = "net_bandwidth"
 
 COST_COLUMNS = {
-    "env": "string", "baseline": "string", "workload": "string", "kind": "string", "metric": "string",
+    "env": "string", "baseline": "string", "workload": "string", "kind": "string", "point": "string",
+    "subject": "string", "metric": "string",
     "unit": "string", "emulated": "bool", "n_rounds": "int64", "mean": "float64", "ci_low": "float64",
     "ci_high": "float64", "ci_note": "string", "ratio": "float64", "ratio_ci_low": "float64",
     "ratio_ci_high": "float64", "ratio_note": "string", "basis": "string",
@@ -46,12 +50,15 @@ COST_COLUMNS = {
 BASIS = "CPU time from /proc/stat and cgroup/process counters (not cycles: hardware counters not read)"
 
 
+LONG = ["env", "workload", "kind", "round", "emulated", "started_at", "point", "subject", "metric", "value"]
+
+
 def iteration_costs(cells: pd.DataFrame, params: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per measured iteration and cost metric: env, workload, kind, round, emulated,
-    started_at, metric, value. ``params``: workload -> its parameters (for the bandwidth volume)."""
+    """One row per measured iteration (and timed sweep point) and cost metric: the columns of
+    ``LONG``. ``params``: workload -> its parameters (for the bandwidth volume)."""
     m = cells[~cells["warmup"]]
     if m.empty:
-        return pd.DataFrame(columns=["env", "workload", "kind", "round", "emulated", "started_at", "metric", "value"])
+        return pd.DataFrame(columns=LONG)
     key = ["env", "workload", "round", "iteration"]
     it = m.drop_duplicates(key).set_index(key)
     seconds = (it["ended_at"] - it["started_at"]).dt.total_seconds().where(lambda s: s > 0)
@@ -64,11 +71,25 @@ def iteration_costs(cells: pd.DataFrame, params: dict[str, dict[str, Any]]) -> p
         cols["cpu_s_per_gbit"] = busy / gbit.reindex(busy.index)
     out = []
     for metric, values in cols.items():
-        df = it[["kind", "emulated", "started_at"]].assign(metric=metric, value=values.astype(float))
+        df = it[["kind", "emulated", "started_at"]].assign(point="", subject="", metric=metric,
+                                                           value=values.astype(float))
         out.append(df.reset_index())
+    out.append(point_costs(m))
     long = pd.concat(out, ignore_index=True)
-    return long[np.isfinite(long["value"])][["env", "workload", "kind", "round", "emulated", "started_at",
-                                              "metric", "value"]]
+    return long[np.isfinite(long["value"].astype(float))][LONG]
+
+
+def point_costs(measured: pd.DataFrame) -> pd.DataFrame:
+    """host_cpu_cores and env_cpu_cores of every timed sweep point of the measured rows (LONG columns)."""
+    timed = measured[measured["point_seconds"] > 0]
+    if timed.empty:
+        return pd.DataFrame(columns=LONG)
+    pt = timed.drop_duplicates(["env", "workload", "round", "iteration", "point", "point_subject"])
+    base = pt[["env", "workload", "kind", "round", "emulated", "started_at", "point"]].assign(
+        subject=pt["point_subject"])
+    return pd.concat([base.assign(metric="host_cpu_cores", value=pt["point_cpu_busy_s"] / pt["point_seconds"]),
+                      base.assign(metric="env_cpu_cores", value=pt["point_env_cpu_s"] / pt["point_seconds"])],
+                     ignore_index=True)[LONG]
 
 
 def cost_table(cells: pd.DataFrame, params: dict[str, dict[str, Any]], *, baseline: str,
@@ -80,17 +101,20 @@ def cost_table(cells: pd.DataFrame, params: dict[str, dict[str, Any]], *, baseli
     it = iteration_costs(cells, params)
     if it.empty:
         return []
-    per_cell = it.groupby(["env", "workload", "metric", "round"], sort=True).agg(
+    what = ["workload", "point", "subject", "metric"]
+    per_cell = it.groupby(["env", *what, "round"], sort=True).agg(
         value=("value", "median"), kind=("kind", "first"), emulated=("emulated", "first"),
         started_at=("started_at", "min")).reset_index()
+    by_what = dict(iter(per_cell[per_cell["env"] == baseline].groupby(what, sort=False)))
     rows = []
-    for (env, wl, metric), g in per_cell.groupby(["env", "workload", "metric"], sort=True):
+    for (env, wl, point, subject, metric), g in per_cell.groupby(["env", *what], sort=True):
         mean, lo, hi, note = stats.mean_interval(g["value"].to_numpy(np.float64))
-        row = {"env": env, "baseline": baseline, "workload": wl, "kind": g["kind"].iloc[0], "metric": metric,
-               "unit": METRICS[metric][0], "emulated": bool(g["emulated"].iloc[0]), "n_rounds": len(g),
+        row = {"env": env, "baseline": baseline, "workload": wl, "kind": g["kind"].iloc[0], "point": point,
+               "subject": subject, "metric": metric, "unit": METRICS[metric][0],
+               "emulated": bool(g["emulated"].iloc[0]), "n_rounds": len(g),
                "mean": mean, "ci_low": lo, "ci_high": hi, "ci_note": note, "ratio": math.nan,
                "ratio_ci_low": math.nan, "ratio_ci_high": math.nan, "ratio_note": "", "basis": BASIS}
-        base = per_cell[(per_cell["env"] == baseline) & (per_cell["workload"] == wl) & (per_cell["metric"] == metric)]
+        base = by_what.get((wl, point, subject, metric), per_cell.iloc[:0])
         if env == baseline:
             row["ratio_note"] = "the baseline"
         elif base.empty:

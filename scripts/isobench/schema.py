@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-VERSION = 3
+VERSION = 4
 
 #: column -> (arrow type, description); the README's schema table is generated from this
 COLUMNS: dict[str, tuple[pa.DataType, str]] = {
@@ -46,6 +46,14 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "env_cpu_s": (pa.float64(), "CPU seconds the environment itself used over the iteration: the LXC container's "
                                 "cgroup, the KVM guest's QEMU process and vhost workers; NaN for native (the host's "
                                 "own counters are its cost)"),
+    "point_seconds": (pa.float64(), "wall seconds of this row's sweep point alone (a MySQL thread count, a Redis "
+                                    "connection count); NaN where the workload does not time its points"),
+    "point_cpu_busy_s": (pa.float64(), "host CPU seconds (user+nice+system+irq+softirq, steal excluded) over this "
+                                       "row's sweep point alone; NaN where not timed"),
+    "point_subject": (pa.string(), "which metrics the point's timing covers: those named `{point_subject}_*` (a "
+                                   "MySQL test times each point on its own); empty = all the point's metrics"),
+    "point_env_cpu_s": (pa.float64(), "the environment's own CPU seconds over this row's sweep point alone (as "
+                                      "env_cpu_s); NaN for native and where not timed"),
     "procs_running": (pa.float64(), "mean runnable threads on the host during the iteration (the work included)"),
     "load1": (pa.float64(), "host 1-minute load average at the end of the iteration"),
     "cpu_mhz": (pa.float64(), "mean host CPU clock during the iteration (NaN where unreadable)"),

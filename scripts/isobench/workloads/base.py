@@ -15,9 +15,11 @@ Adding a workload touches its module, the registry in ``__init__`` and the confi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -50,6 +52,10 @@ class Sample:
     point: str = ""
 
 
+def _unmeasured_point(point: str, subject: str = "") -> AbstractContextManager[None]:
+    return contextlib.nullcontext()
+
+
 @dataclass
 class Context:
     """What a workload gets to run one cell: the instance, a host-side client and host scratch space."""
@@ -61,6 +67,11 @@ class Context:
     cache_dir: Path
     #: filled by prepare(): facts recorded with the cell (dataset checksums and the like)
     facts: dict[str, Any]
+    #: ``with ctx.point("threads=8", subject="read_only"): ...`` around the run of one sweep point:
+    #: the cell runner records the host's (and the environment's) CPU time over it, so the CPU cost
+    #: is known per point, not only per iteration. ``point`` is the Sample.point the parser gives
+    #: the results; ``subject`` narrows it to the metrics named ``{subject}_*`` ("" = all of them)
+    point: Callable[..., AbstractContextManager[None]] = _unmeasured_point
 
 
 def run_shell(inst: Instance, command: str, *, timeout: float) -> str:

@@ -122,7 +122,8 @@ class Mysql(Workload):
             for t in self.params["threads"]:
                 # --time bounds the run; the time limit covers a server that stops answering
                 argv = ["timeout", "-k", "5", str(self.params["seconds"] + 60), *self.argv(test, t, ep.host, ep.port)]
-                res = client.exec(argv, timeout=self.params["seconds"] + 120)
+                with ctx.point(f"threads={t}", subject=_short(test)):
+                    res = client.exec(argv, timeout=self.params["seconds"] + 120)
                 parts.append(f"### isobench test={test} point threads={t} exit={res.returncode}\n"
                              f"$ {shlex.join(argv)}\n{lines(res.stdout)}{lines(res.stderr)}")
         return "".join(parts) + END

@@ -82,7 +82,8 @@ class Redis(Workload):
                              f"{lines(flush.stdout)}{lines(flush.stderr)}")
                 break
             argv = ["timeout", "-k", "5", str(limit), *self.argv(ep.host, ep.port, c)]
-            res = client.exec(argv, timeout=limit + 60)
+            with ctx.point(f"connections={c}"):
+                res = client.exec(argv, timeout=limit + 60)
             parts.append(f"### isobench point connections={c} flush={said} exit={res.returncode}\n"
                          f"$ {shlex.join(argv)}\n{lines(res.stdout)}{lines(res.stderr)}")
         return "".join(parts) + END
