@@ -298,3 +298,87 @@ def test_point_not_in_paper(data):
     over = _overhead("kvm", "set_rps", 0.7, 0.9, unit="requests/s", higher_is_better=True, point="connections=3")
     c = paper.compare(over, {"kvm": manifest("kvm")}, {"w": {"kind": "redis", "params": {}}}, data)
     assert c.iloc[0].verdict == paper.NOT_COMPARABLE and "connections=3 not in the paper" in c.iloc[0].reason
+
+
+# -- MySQL's points scaled to the environment's CPUs (scale_points in the YAML) --------------------
+MYSQL = {"w": {"kind": "mysql", "params": {}}}
+#: the paper's MySQL KVM and native throughput at threads=150 (32 CPUs)
+KVM_150 = 5097 / 13353
+
+
+def _mysql(data, point: str, man: dict, env: str = "kvm", metric: str = "read_only_tps") -> pd.Series:
+    """Our read-only throughput at ``point`` (ratio interval [0.3, 0.5]) compared on ``man``."""
+    over = _overhead(env, metric, 0.3, 0.5, unit="transactions/s", higher_is_better=True, point=point)
+    return paper.compare(over, {env: man}, MYSQL, data).iloc[0]
+
+
+def _with_cpus(cpus: int | None) -> dict:
+    settings = {k: v for k, v in manifest("kvm")["settings"].items() if k != "cpus"}
+    return {**manifest("kvm"), "settings": {**settings, **({"cpus": cpus} if cpus else {})}}
+
+
+def test_mysql_scaling_rule_is_declared(data):
+    e = next(e for e in data.entries if e.id == "mysql")
+    assert e.scale_points == paper.PointScale("threads", 32)
+    assert all(e.scale_points is None for e in data.entries if e.id != "mysql")
+    # config/paper.yaml's rule: 10, 50, 90, 150, 210, 290 on 32 CPUs are 1, 3, 6, 9, 13, 18 on 2
+    assert [e.scale_points.scaled(n, 2) for n in (10, 50, 90, 150, 210, 290)] == [1, 3, 6, 9, 13, 18]
+
+
+def test_mysql_point_stands_for_the_paper_point_scaled_to_its_cpus(data):
+    assert manifest("kvm")["settings"]["cpus"] == 2
+    r = _mysql(data, "threads=9", manifest("kvm"))
+    assert r.point == "threads=9" and r.paper_config == "kvm"
+    assert r.paper_ratio == pytest.approx(KVM_150) and r.paper_value == 5097 and r.paper_native == 13353
+    assert r.verdict == paper.AGREES and r.reason == ""            # [0.3, 0.5] and 0.38: both below
+    assert "paper threads=150 on 32 CPUs = 9 here (2 CPUs)" in r.note
+    for theirs, ours in zip((10, 50, 90, 150, 210, 290), (1, 3, 6, 9, 13, 18)):
+        r = _mysql(data, f"threads={ours}", manifest("kvm"))
+        assert r.verdict != paper.NOT_COMPARABLE and f"paper threads={theirs} on 32 CPUs = {ours} here" in r.note
+    # latency has fewer paper points: threads=1 is the paper's 10, threads=3 none
+    lat = _mysql(data, "threads=1", manifest("kvm"), metric="read_only_lat_avg")
+    assert lat.paper_value == 4.91
+    # a point between the paper's: not compared, and the scaled points are named
+    r = _mysql(data, "threads=5", manifest("kvm"))
+    assert r.verdict == paper.NOT_COMPARABLE and "threads=5 not in the paper" in r.reason
+    assert "threads=150->9" in r.reason and "2 CPUs" in r.reason and math.isnan(r.paper_ratio)
+
+
+def test_mysql_on_the_papers_cpu_count_matches_directly(data):
+    r = _mysql(data, "threads=150", _with_cpus(32))
+    assert r.paper_ratio == pytest.approx(KVM_150) and r.verdict == paper.AGREES
+    assert "CPUs =" not in r.note                                  # no scaling to explain
+    assert _mysql(data, "threads=9", _with_cpus(32)).verdict == paper.NOT_COMPARABLE
+
+
+def test_mysql_without_a_cpu_count_is_not_matched(data):
+    r = _mysql(data, "threads=9", _with_cpus(None))
+    assert r.verdict == paper.NOT_COMPARABLE and "settings.cpus" in r.reason and "32 CPUs" in r.reason
+    # bare metal has no CPU count: an A/A environment still says it is one
+    aa = _mysql(data, "threads=9", manifest("native_again"), env="native_again")
+    assert aa.verdict == paper.NOT_COMPARABLE and "A/A" in aa.reason
+
+
+def test_scaled_points_that_collide_are_not_matched(tmp_path):
+    doc = yaml.safe_load(paper.DEFAULT_PATH.read_text())
+    mysql = next(e for e in doc["workloads"] if e["id"] == "mysql")
+    mysql["scale_points"]["per_cpus"] = 100       # 10 and 50 threads both become 1 on 2 CPUs
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    r = _mysql(paper.load(p), "threads=1", manifest("kvm"))
+    assert r.verdict == paper.NOT_COMPARABLE and "threads=10, threads=50 on 100 CPUs all scale" in r.reason
+    assert _mysql(paper.load(p), "threads=2", manifest("kvm")).paper_value == 4660   # 90 alone
+
+
+@pytest.mark.parametrize("scale,error", [
+    ({"var": "connections", "per_cpus": 32}, "is not connections=<number>"),
+    ({"var": "threads", "per_cpus": 0}, "positive integer"),
+    ({"var": "threads"}, "exactly var and per_cpus"),
+])
+def test_load_checks_the_scaling_rule(tmp_path, scale, error):
+    doc = yaml.safe_load(paper.DEFAULT_PATH.read_text())
+    next(e for e in doc["workloads"] if e["id"] == "mysql")["scale_points"] = scale
+    p = tmp_path / "p.yaml"
+    p.write_text(yaml.safe_dump(doc, allow_unicode=True))
+    with pytest.raises(ValueError, match=error):
+        paper.load(p)

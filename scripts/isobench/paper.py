@@ -17,6 +17,13 @@ parameters may differ (noted in the comparison). Among several matching entries 
 matched plus agreeing ``approx`` keys wins (then file order). Our
 metric names (or their ``aliases``) select the metric, ``point`` (``connections=10``) the sweep point.
 
+Sweep points scaled to the host (``scale_points: {var: threads, per_cpus: 32}`` on an entry): the
+paper's value N of ``var`` was run on ``per_cpus`` CPUs, and our config runs it at the same count per
+CPU, max(1, round(N x cpus / per_cpus)) with the environment's ``settings.cpus`` (Python's round, as
+config/paper.yaml's rule). Our point ``threads=n`` is compared with the paper point whose scaled value
+is n, and the note says which (``paper threads=150 on 32 CPUs = 9 here``); none when no paper point
+scales to n, when several do, or when the environment's CPU count is not known (each with its reason).
+
 Verdict rule (:data:`VERDICT_RULE`): the paper's ratio r is put in one of three classes with the band
 tolerance t (0.05), each an interval of ratios: *same* = [1 - t, 1 + t], *above* = (1 + t, inf),
 *below* = (0, 1 - t). Ours is our 95 % interval [ratio_ci_low, ratio_ci_high] of the ratio of medians,
@@ -35,6 +42,7 @@ not in the paper, or our ratio is undefined; the reason is always given.
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,9 +124,21 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class PointScale:
+    """The paper ran sweep variable ``var`` on ``per_cpus`` CPUs; ours runs the same count per CPU."""
+    var: str
+    per_cpus: int
+
+    def scaled(self, n: float, cpus: int) -> int:
+        """The paper's value ``n`` on ``cpus`` CPUs: max(1, round(n x cpus / per_cpus))."""
+        return max(1, round(n * cpus / self.per_cpus))
+
+
+@dataclass(frozen=True)
 class Entry:
     """One workload of the paper (an item of ``workloads`` in the YAML): which of ours it ``match``es,
-    the parameters that may differ (``approx``), and its metrics with their figures."""
+    the parameters that may differ (``approx``), its metrics with their figures, and how its sweep
+    points scale to our environments (``scale_points``, None: compared as they are)."""
     id: str
     title: str
     match: dict[str, Any]
@@ -126,6 +146,7 @@ class Entry:
     source: str
     confidence: str
     metrics: dict[str, MetricSpec]
+    scale_points: PointScale | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +185,33 @@ def _figure(entry: str, metric: str, point: str, config: str, raw: Any, native: 
                   str(source), str(confidence), str(note))
 
 
+_POINT = re.compile(r"^(?P<var>[A-Za-z_][\w.-]*)=(?P<value>-?\d+(?:\.\d+)?)$")
+
+
+def _split_point(point: str) -> tuple[str, float] | None:
+    """("threads", 150.0) of "threads=150"; None for "" or a point that is not var=number."""
+    m = _POINT.match(point or "")
+    return (m["var"], float(m["value"])) if m else None
+
+
+def _point_scale(entry_id: str, raw: Any, metrics: dict[str, MetricSpec]) -> PointScale | None:
+    if raw is None:
+        return None
+    where = f"paper_results: {entry_id}.scale_points"
+    if not isinstance(raw, dict) or set(raw) != {"var", "per_cpus"}:
+        raise ValueError(f"{where}: needs exactly var and per_cpus, got {raw!r}")
+    per = raw["per_cpus"]
+    if isinstance(per, bool) or not isinstance(per, int) or per < 1:
+        raise ValueError(f"{where}: per_cpus must be a positive integer, got {per!r}")
+    scale = PointScale(str(raw["var"]), per)
+    for spec in metrics.values():
+        for point in spec.points:
+            split = _split_point(point)
+            if split is None or split[0] != scale.var:
+                raise ValueError(f"{where}: point {point or '(none)'!r} of {spec.name} is not {scale.var}=<number>")
+    return scale
+
+
 def load(path: Path | str = DEFAULT_PATH) -> Paper:
     """Read and check the paper's results; every figure gets a ratio, a source and a confidence tag."""
     doc = yaml.safe_load(Path(path).read_text())
@@ -189,7 +237,8 @@ def load(path: Path | str = DEFAULT_PATH) -> Paper:
             metrics[mname] = MetricSpec(mname, tuple(m.get("aliases", ())), m["unit"],
                                         bool(m["higher_is_better"]), points)
         entries.append(Entry(e["id"], e["title"], dict(e["match"]), dict(e.get("approx", {})),
-                             e.get("source", ""), e.get("confidence", ""), metrics))
+                             e.get("source", ""), e.get("confidence", ""), metrics,
+                             _point_scale(e["id"], e.get("scale_points"), metrics)))
     return Paper(float(doc.get("tolerance", DEFAULT_TOLERANCE)), configs, entries)
 
 
@@ -347,6 +396,52 @@ def _finite(x: Any) -> bool:
     return math.isfinite(_float(x))
 
 
+def env_cpus(manifest: dict[str, Any]) -> int | None:
+    """The environment's CPU count from its manifest (``settings.cpus``), None when not given."""
+    cpus = (manifest.get("settings") or {}).get("cpus")
+    if isinstance(cpus, bool) or not isinstance(cpus, int) or cpus < 1:
+        return None
+    return cpus
+
+
+@dataclass(frozen=True)
+class PointMatch:
+    #: the paper's point our point stands for (None: none)
+    point: str | None
+    #: how the paper's point maps to ours ("" when it is the same), or why there is none
+    note: str
+    #: no match only because the environment's CPU count is unknown
+    needs_cpus: bool = False
+
+
+def paper_point(entry: Entry, spec: MetricSpec, point: str, manifest: dict[str, Any]) -> PointMatch:
+    """The paper's sweep point our ``point`` is compared with (the module doc's scaling rule)."""
+    scale, split = entry.scale_points, _split_point(point)
+    if scale is None or split is None or split[0] != scale.var:
+        if point in spec.points:
+            return PointMatch(point, "")
+        shown = ", ".join(p for p in spec.points if p) or "no sweep"
+        return PointMatch(None, f"sweep point {point or '(none)'} not in the paper (paper: {shown})")
+    var, ours = split
+    cpus = env_cpus(manifest)
+    if cpus is None:
+        return PointMatch(None, f"sweep point {point} not matched: the paper's {var} were run on {scale.per_cpus} "
+                                f"CPUs and scale to the environment's CPU count, which its manifest does not "
+                                f"give (settings.cpus)", needs_cpus=True)
+    scaled = {p: scale.scaled(_split_point(p)[1], cpus) for p in sorted(spec.points, key=lambda p: _split_point(p)[1])}
+    hits = [p for p, n in scaled.items() if n == ours]
+    if len(hits) > 1:
+        return PointMatch(None, f"sweep point {point} not matched: the paper's {', '.join(hits)} on "
+                                f"{scale.per_cpus} CPUs all scale to {var}={ours:g} on {cpus} CPUs")
+    if not hits:
+        shown = ", ".join(f"{p}->{n}" for p, n in scaled.items())
+        return PointMatch(None, f"sweep point {point} not in the paper (paper on {scale.per_cpus} CPUs, scaled "
+                                f"to {cpus} CPUs: {shown})")
+    if cpus == scale.per_cpus:  # the paper's own CPU count: its points as they are
+        return PointMatch(hits[0], "")
+    return PointMatch(hits[0], f"paper {hits[0]} on {scale.per_cpus} CPUs = {ours:g} here ({cpus} CPUs)")
+
+
 COMPARISON_COLUMNS = ["env", "workload", "metric", "point", "ratio", "ratio_ci_low", "ratio_ci_high",
                       "paper_entry", "paper_title", "paper_config", "paper_label", "paper_ratio",
                       "paper_value", "paper_native", "unit_paper", "source", "confidence", "note",
@@ -373,12 +468,17 @@ def compare(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]], worklo
         else:
             row.update(paper_entry=mm.entry.id, paper_title=mm.entry.title, unit_paper=mm.spec.unit,
                        note=mm.note)
-            at_point = mm.spec.points.get(o.point)
+            manifest = manifests.get(o.env, {"driver": o.driver, "settings": {}})
+            pm = paper_point(mm.entry, mm.spec, o.point, manifest)
+            at_point = mm.spec.points.get(pm.point) if pm.point is not None else None
             if at_point is None:
-                shown = ", ".join(p for p in mm.spec.points if p) or "no sweep"
-                reason = f"sweep point {o.point or '(none)'} not in the paper (paper: {shown})"
+                reason = pm.note
+                if pm.needs_cpus:
+                    # an environment with no counterpart (an A/A one, bare metal: no CPU count) says so first
+                    configs = list(dict.fromkeys(c for pt in mm.spec.points.values() for c in pt))
+                    config, why = config_for(paper, configs, manifest)
+                    reason = why if config is None else reason
             else:
-                manifest = manifests.get(o.env, {"driver": o.driver, "settings": {}})
                 config, why = config_for(paper, list(at_point), manifest)
                 if config is None:
                     reason = why
@@ -389,7 +489,7 @@ def compare(overhead: pd.DataFrame, manifests: dict[str, dict[str, Any]], worklo
                                paper_ratio=fig.ratio, paper_value=fig.value,
                                paper_native=native.value if native else None, source=fig.source,
                                confidence=fig.confidence,
-                               note="; ".join(filter(None, [mm.note, fig.note])))
+                               note="; ".join(filter(None, [mm.note, pm.note, fig.note])))
         # direction and unit checked before comparing: a direction mismatch makes any ratio meaningless
         wrong_way = direction_reason(o.higher_is_better, mm.spec) if mm.spec is not None else ""
         notes = [row.get("note", "")] + ([unit_note(o.unit, mm.spec)] if mm.spec is not None else [])
