@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import re
 import subprocess
@@ -12,13 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import ErrorbarContainer
 from matplotlib.image import imread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from isobench import aggregate as agg
+from isobench import paper as paperlib
 from isobench import report
+from isobench.report import figures as figs
 
 from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
 
@@ -238,3 +242,78 @@ def test_cpu_cost_section_shows_the_aggregate_cost_table(built):
     for r in cost.itertuples(index=False):
         assert f"<td>{r.workload}</td><td>{r.metric}</td>" in section
     assert "not cycles" in section
+
+
+# -- the paper's figures drawn the paper's way: fio's latency CDF -------------
+
+
+@pytest.fixture(scope="module")
+def data(built) -> report.ReportData:
+    return report.load_inputs(report_inputs(built["out"], built))
+
+
+def _series(ax) -> dict[str, ErrorbarContainer]:
+    """The errorbar lines of an Axes by their legend label."""
+    return {c.get_label(): c for c in ax.containers if isinstance(c, ErrorbarContainer)}
+
+
+def _whiskers(c: ErrorbarContainer) -> list[tuple[float, float]]:
+    """(low, high) of each whisker of an errorbar line (x for horizontal, y for vertical ones), sorted."""
+    out = []
+    for col in c.lines[2]:
+        for seg in col.get_segments():
+            (x0, y0), (x1, y1) = seg
+            out.append((min(x0, x1), max(x0, x1)) if y0 == y1 else (min(y0, y1), max(y0, y1)))
+    return sorted(out)
+
+
+def _same(a, b) -> bool:
+    """Equal numbers, however nested (lists of points, of intervals)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return a.shape == b.shape and np.allclose(a, b, rtol=1e-9, atol=0)
+
+
+def test_fio_latency_is_a_cdf_with_the_papers_points(data):
+    lat = ["read_lat_p50", "read_lat_p99"]
+    fig = figs.figure_latency_cdf(data, "fio_randread", lat)
+    ax = fig.axes[0]
+    s = data.summary[data.summary.workload == "fio_randread"]
+    lines = _series(ax)
+    for e in data.envs():
+        rows = s[s.env == e].set_index("metric")
+        if rows.empty:
+            continue
+        label = f"{e} (EMULATED" if data.is_emulated(e) else e
+        c = next(c for lab, c in lines.items() if lab == label or (data.is_emulated(e) and lab.startswith(label)))
+        # x: our latency percentiles, y: the cumulative fraction, whiskers: each percentile's 95 % CI
+        assert _same(c.lines[0].get_xydata(),
+                     [[rows.loc["read_lat_p50", "mean"], 0.5], [rows.loc["read_lat_p99", "mean"], 0.99]])
+        assert _same(_whiskers(c), sorted((rows.loc[m, "ci_low"], rows.loc[m, "ci_high"]) for m in lat))
+        assert c.lines[0].get_linestyle() == ("--" if data.is_emulated(e) else "-")
+    # the paper's p50/p99, absolute, hollow: its native, Docker (volume) and KVM (lxc_volume, kvm)
+    paper = {ln.get_label(): ln for ln in ax.lines if ln.get_label().startswith("paper: ")}
+    suffix = " (absolute, their hardware)"
+    assert set(paper) == {f"paper: {c}{suffix}" for c in ("Native", "Docker (volume)", "KVM")}
+    assert paper[f"paper: KVM{suffix}"].get_xydata().tolist() == [[612, 0.5], [884, 0.99]]
+    assert paper[f"paper: Native{suffix}"].get_xydata().tolist() == [[258, 0.5], [358, 0.99]]
+    assert all(ln.get_markerfacecolor() == "none" for ln in paper.values())
+    assert ax.get_xlabel() == "completion latency (µs)" and ax.get_ylabel().startswith("cumulative fraction")
+
+
+def test_no_paper_point_beside_an_emulated_environment(data):
+    c = data.comparison.copy()
+    emu = (c.env == "kvm_tcg") & (c.workload == "fio_randread") & (c.metric == "read_lat_p50")
+    c.loc[emu, ["verdict", "paper_label", "paper_value", "paper_native"]] = [paperlib.AGREES, "FAKE", 1.0, 1.0]
+    fig = figs.figure_latency_cdf(dataclasses.replace(data, comparison=c), "fio_randread",
+                                  ["read_lat_p50", "read_lat_p99"])
+    labels = [ln.get_label() for ln in fig.axes[0].lines]
+    assert not any("FAKE" in lab for lab in labels)
+
+
+def test_the_cdf_is_fios_the_percentile_figure_stays_for_others(data):
+    cdf = {f.name: f.title for f in figs.workload_figures(data, "fio_randread")}
+    assert cdf["fio_randread-latency.png"] == "fio_randread completion-latency CDF"
+    other = dataclasses.replace(data, workloads={**data.workloads, "fio_randread": {
+        **data.workloads["fio_randread"], "kind": "blockbench"}})
+    pct = {f.name: f.title for f in figs.workload_figures(other, "fio_randread")}
+    assert pct["fio_randread-latency.png"] == "fio_randread latency percentiles"

@@ -1,9 +1,10 @@
 """The report's figures (matplotlib, PNG bytes without metadata so the same inputs give the same bytes).
 
 Per workload: lines for metrics swept over a numeric point (connections=10), bars for the others (a
-panel per metric and point), latency percentiles (``*lat*_pNN``) as lines; and the at-a-glance
-forest plot of every primary overhead. Emulated (TCG) environments are hatched or dashed and labelled
-EMULATED; the paper's ratio (from the aggregate stage's comparison table) is drawn only where it is
+panel per metric and point), latency percentiles (``*lat*_pNN``) as lines, for fio as a
+completion-latency CDF drawn the paper's way (Fig. 7); and the at-a-glance forest plot of every
+primary overhead. Emulated (TCG) environments are hatched or dashed and labelled EMULATED; the
+paper's figures (from the aggregate stage's comparison table) are drawn only where they are
 comparable.
 """
 
@@ -86,12 +87,12 @@ def _grid(n: int, ncols: int = 2, w: float = 5.4, h: float = 3.8) -> tuple[Figur
     return fig, axes[:n]
 
 
-def _maybe_log(ax, values: list[float]) -> None:
+def _maybe_log(ax, values: list[float], axis: str = "y") -> None:
     """Log scale when values span more than 10x (an emulated environment would flatten the rest),
     and only when all are positive (a zero bar would vanish)."""
     vals = [float(v) for v in values if finite(v)]
     if vals and min(vals) > 0 and max(vals) / min(vals) > 10:
-        ax.set_yscale("log")
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
 
 
 def paper_lookup(data: ReportData, workload: str) -> dict[tuple[str, str, str], float]:
@@ -260,6 +261,94 @@ def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figur
     return fig
 
 
+def paper_latency_points(data: ReportData, workload: str, metrics: list[str]) -> list[tuple[str, str, float]]:
+    """The paper's absolute latency percentiles (its configuration's label, metric, value) for
+    ``metrics``, from the comparison rows that have a verdict (never an emulated one), and the
+    paper's native value of the same percentile; each configuration and metric once."""
+    c = data.comparison
+    c = c[(c["workload"] == workload) & c["verdict"].isin(paperlib.JUDGED) & c["metric"].isin(metrics)]
+    out: dict[tuple[str, str], float] = {}
+    for r in c.sort_values(["metric", "paper_config", "env"]).itertuples():
+        if data.is_emulated(r.env):
+            continue
+        if finite(r.paper_native):
+            out.setdefault(("Native", r.metric), float(r.paper_native))
+        if finite(r.paper_value):
+            out.setdefault((r.paper_label or r.paper_config, r.metric), float(r.paper_value))
+    return [(label, metric, v) for (label, metric), v in out.items()]
+
+
+PAPER_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+
+
+def figure_latency_cdf(data: ReportData, workload: str, metrics: list[str]) -> Figure | None:
+    """The completion-latency CDF the paper's way (its Fig. 7), one panel per latency family
+    (read_lat, write_lat): x the latency (the metric's unit), y the cumulative fraction (the
+    percentile / 100), one line per environment with the 95 % CI of each percentile as horizontal
+    whiskers; the paper's percentiles as hollow markers, absolute values on its own hardware."""
+    s = data.summary[(data.summary["workload"] == workload) & data.summary["metric"].isin(metrics)
+                     & (data.summary["point"] == "")]
+    if s.empty:
+        return None
+    families: dict[str, list[tuple[float, str]]] = {}
+    for m in metrics:
+        prefix, pct = percentile_of(m)
+        families.setdefault(prefix, []).append((pct, m))
+    colors = env_colors(data)
+    envs = [e for e in data.envs() if e in set(s["env"])]
+    fig, axes = _grid(len(families), ncols=1, w=10.0, h=4.4)
+    for ax, (prefix, members) in zip(axes, sorted(families.items())):
+        members.sort()
+        pct_of = {m: p for p, m in members}
+        real: list[float] = []       # what the axis is scaled to: the real environments and the paper
+        off_scale: dict[str, float] = {}
+        for e in envs:
+            rows = {r.metric: r for r in s[s["env"] == e].itertuples()}
+            pts = [(p / 100, rows[m]) for p, m in members if m in rows and finite(rows[m].mean)]
+            if not pts:
+                continue
+            x = [r.mean for _, r in pts]
+            if data.is_emulated(e):
+                off_scale[e] = max(x)
+            else:
+                real += x + [r.ci_low for _, r in pts] + [r.ci_high for _, r in pts]
+            ax.errorbar(x, [y for y, _ in pts], xerr=np.array([_err(r) for _, r in pts]).T, marker="o",
+                        markersize=3, capsize=2, color=colors[e], label=e,
+                        linestyle="--" if data.is_emulated(e) else "-")
+        paper = paper_latency_points(data, workload, [m for _, m in members])
+        for i, label in enumerate(dict.fromkeys(label for label, _, _ in paper)):
+            pts = sorted((v, pct_of[m] / 100) for lab, m, v in paper if lab == label)
+            real += [v for v, _ in pts]
+            ax.plot(*zip(*pts), marker=PAPER_MARKERS[i % len(PAPER_MARKERS)], markersize=8, linestyle="none",
+                    markerfacecolor="none", markeredgecolor="black", markeredgewidth=1.2,
+                    label=f"paper: {label} (absolute, their hardware)")
+        unit = s[s["metric"] == members[0][1]]["unit"].iloc[0]
+        _maybe_log(ax, real or list(off_scale.values()), axis="x")
+        # an emulated environment (TCG: often 20x slower) would squeeze the real ones into a corner
+        shown = [float(v) for v in real if finite(v)]
+        clipped = {e: v for e, v in off_scale.items() if shown and v > max(shown) * 1.5}
+        if clipped:
+            if ax.get_xscale() == "log":
+                ax.set_xlim(min(shown) / 1.3, max(shown) * 1.3)
+            else:
+                ax.set_xlim(0, max(shown) * 1.1)
+        for handle in ax.get_legend_handles_labels()[0]:
+            e = handle.get_label()
+            if e in off_scale:
+                handle.set_label(f"{e} (EMULATED" + (f"; off scale, up to {fmt(clipped[e])} {unit})"
+                                                     if e in clipped else ")"))
+        ax.set_xlabel(f"completion latency ({unit})")
+        ax.set_ylabel("cumulative fraction of I/Os")
+        ax.set_ylim(0, 1.02)
+        ax.set_title(f"{prefix}: completion-latency CDF (the paper's Fig. 7)", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.suptitle(f"{workload}: completion latency as a CDF, mean over rounds per percentile\n"
+                 "horizontal whiskers: 95% CI of each percentile; hollow markers: the paper's values "
+                 "(absolute, on its hardware)", fontsize=11)
+    return fig
+
+
 @dataclass(frozen=True)
 class RenderedFigure:
     name: str      # file name in figures_dir
@@ -269,7 +358,8 @@ class RenderedFigure:
 
 def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
     """The figures of one workload: lines for metrics swept over a numeric point (connections=10),
-    bars for the others (a panel per metric and point), latency percentiles (``*lat*_pNN``) as lines."""
+    bars for the others (a panel per metric and point), latency percentiles (``*lat*_pNN``) as lines
+    (fio's as the paper's CDF)."""
     s = data.summary[data.summary["workload"] == workload]
     if s.empty:
         return []
@@ -292,9 +382,14 @@ def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
             name = f"{workload}-bars.png" if swept else f"{workload}.png"
             out.append(RenderedFigure(name, f"{workload}", png_bytes(fig)))
     if lat:
-        fig = figure_latency(data, workload, lat)
+        kind = data.workloads.get(workload, {}).get("kind") or (s["kind"].iloc[0] if "kind" in s else "")
+        if kind == "fio":
+            fig = figure_latency_cdf(data, workload, lat)
+            title = f"{workload} completion-latency CDF"
+        else:
+            fig, title = figure_latency(data, workload, lat), f"{workload} latency percentiles"
         if fig is not None:
-            out.append(RenderedFigure(f"{workload}-latency.png", f"{workload} latency percentiles", png_bytes(fig)))
+            out.append(RenderedFigure(f"{workload}-latency.png", title, png_bytes(fig)))
     return out
 
 
