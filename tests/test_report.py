@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import io
+import math
 import re
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from matplotlib.container import ErrorbarContainer
+from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.image import imread
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -23,6 +24,7 @@ from isobench import aggregate as agg
 from isobench import paper as paperlib
 from isobench import report
 from isobench.report import figures as figs
+from isobench.report.fmt import fmt_ratio
 
 from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
 
@@ -244,7 +246,7 @@ def test_cpu_cost_section_shows_the_aggregate_cost_table(built):
     assert "not cycles" in section
 
 
-# -- the paper's figures drawn the paper's way: fio's latency CDF -------------
+# -- the paper's figures drawn the paper's way: fio's latency CDF, the CPU cost figures -------------
 
 
 @pytest.fixture(scope="module")
@@ -317,3 +319,137 @@ def test_the_cdf_is_fios_the_percentile_figure_stays_for_others(data):
         **data.workloads["fio_randread"], "kind": "blockbench"}})
     pct = {f.name: f.title for f in figs.workload_figures(other, "fio_randread")}
     assert pct["fio_randread-latency.png"] == "fio_randread latency percentiles"
+
+
+#: synthetic cost: host CPUs busy per connection count; CPU seconds per Gbit per environment
+COST_ENVS = {"native": 1.0, "lxc_nat": 1.4, "kvm": 1.8, "kvm_tcg": 6.0}
+CONNECTIONS = (1, 10, 50)
+
+
+def synthetic_cost(*, points: bool = True, bandwidth: bool = True, subject: str = "") -> pd.DataFrame:
+    """A cpu_cost table as the aggregate writes it: whole-iteration rows for redis (and nuttcp's
+    cpu_s_per_gbit), and with ``points`` redis's per-point rows; without ``points`` no ``point`` and
+    ``subject`` columns at all (an aggregate written before they existed)."""
+    rows = []
+
+    def add(env, wl, kind, metric, unit, mean, native, point=""):
+        base = env == "native"
+        rows.append({"env": env, "baseline": "native", "workload": wl, "kind": kind, "point": point,
+                     "subject": subject if point else "", "metric": metric, "unit": unit,
+                     "emulated": env == "kvm_tcg", "n_rounds": 6, "mean": mean, "ci_low": mean * 0.95,
+                     "ci_high": mean * 1.05, "ci_note": "", "ratio": math.nan if base else mean / native,
+                     "ratio_ci_low": math.nan if base else 0.9 * mean / native,
+                     "ratio_ci_high": math.nan if base else 1.1 * mean / native,
+                     "ratio_note": "the baseline" if base else "", "basis": "CPU time (not cycles)"})
+    for env, f in COST_ENVS.items():
+        if bandwidth:
+            add(env, "nuttcp", "net_bandwidth", "cpu_s_per_gbit", "CPU s/Gbit", 0.05 * f, 0.05)
+        add(env, "redis", "redis", "host_cpu_cores", "cores", 0.8 * f, 0.8)
+        for c in CONNECTIONS if points else ():
+            add(env, "redis", "redis", "host_cpu_cores", "cores", f * (0.3 + c / 50), 0.3 + c / 50,
+                f"connections={c}")
+            if env != "native":
+                add(env, "redis", "redis", "env_cpu_cores", "cores", 0.7 * f * (0.3 + c / 50), math.nan,
+                    f"connections={c}")
+    df = pd.DataFrame(rows)
+    return df if points else df.drop(columns=["point", "subject"])
+
+
+def with_cost(data: report.ReportData, cost: pd.DataFrame) -> report.ReportData:
+    """The synthetic run with this cost table and a network bandwidth workload described (nuttcp)."""
+    return dataclasses.replace(data, cpu_cost=cost, workloads={
+        **data.workloads, "nuttcp": {"kind": "net_bandwidth", "params": {"seconds": 1}, "metrics": {}}})
+
+
+def _cost_section(html: str) -> str:
+    return html.split("<section id='cpu-cost'>")[1].split("</section>")[0]
+
+
+def test_cost_figures_render_in_the_cost_section(data):
+    d = with_cost(data, synthetic_cost())
+    figures = {w: figs.workload_figures(d, w) for w in d.workload_names()}
+    cost = {f.name: f for fs in figures.values() for f in fs if f.section == figs.COST_SECTION}
+    assert set(cost) == {"nuttcp-cpu-per-gbit.png", "redis-cpu-sweep.png"}
+    for f in cost.values():
+        img = _decode_png(f.png)
+        assert len(f.png) > 1000 and img.shape[0] > 200 and img.std() > 0
+    html = report.render_html(d, figures)
+    section = _cost_section(html)
+    embedded = {base64.b64decode(s.split(",", 1)[1]) for s in IMG_SRC.findall(section)}
+    assert embedded == {f.png for f in cost.values()}
+    # alt text and caption say what the whiskers are
+    assert section.count("95% CI whiskers") == 2 and "whiskers: 95% t-interval" in section
+    assert "not cycles" in section and "whiskers both ways" in section
+    # shown once: not in the workload's own section
+    redis = html.split("id='wl-redis'")[1].split("</section>")[0]
+    assert base64.b64encode(cost["redis-cpu-sweep.png"].png).decode() not in redis
+    # per-point rows folded under the whole-iteration table
+    assert "Per sweep point (21 rows)" in section and "<td>connections=10</td>" in section
+
+
+def test_cost_figures_are_omitted_without_point_rows_or_bandwidth(data):
+    d = with_cost(data, synthetic_cost(points=False, bandwidth=False))
+    assert "point" not in d.cpu_cost.columns
+    for w in d.workload_names():
+        assert figs.cost_figures(d, w) == [], w
+    figures = {w: figs.workload_figures(d, w) for w in d.workload_names()}
+    section = _cost_section(report.render_html(d, figures))
+    assert "<img" not in section and "Per sweep point" not in section
+    assert "<td>redis</td><td>host_cpu_cores</td>" in section
+    # an old table with bandwidth but no point column: the per-Gbit figure alone
+    d = with_cost(data, synthetic_cost(points=False))
+    assert [f.name for f in figs.cost_figures(d, "nuttcp")] == ["nuttcp-cpu-per-gbit.png"]
+    assert figs.cost_figures(d, "redis") == []
+    # no cost table at all
+    empty = dataclasses.replace(data, cpu_cost=pd.DataFrame())
+    assert all(figs.cost_figures(empty, w) == [] for w in empty.workload_names())
+    assert "No CPU readings" in _cost_section(report.render_html(empty, {}))
+
+
+def test_cost_figures_plot_the_tables_numbers(data):
+    cost = synthetic_cost()
+    d = with_cost(data, cost)
+    # per Gbit: a bar per environment at the table's mean, its whisker the table's interval, the
+    # ratio and its interval under the name, the emulated one hatched
+    ax = figs.figure_cost_per_gbit(d, "nuttcp").axes[0]
+    gbit = cost[cost.metric == "cpu_s_per_gbit"].set_index("env")
+    envs = [e for e in d.envs() if e in gbit.index]
+    bars = next(c for c in ax.containers if isinstance(c, BarContainer))
+    assert [b.get_height() for b in bars] == pytest.approx(gbit.loc[envs, "mean"].tolist())
+    assert _same(_whiskers(next(c for c in ax.containers if isinstance(c, ErrorbarContainer))),
+                 sorted(zip(gbit.loc[envs, "ci_low"], gbit.loc[envs, "ci_high"])))
+    ticks = {t.get_text().split("\n")[0]: t.get_text() for t in ax.get_xticklabels()}
+    r = gbit.loc["lxc_nat"]
+    assert ticks["lxc_nat"] == (f"lxc_nat\n{fmt_ratio(r.ratio)}x [{fmt_ratio(r.ratio_ci_low)}, "
+                                f"{fmt_ratio(r.ratio_ci_high)}]")
+    assert ticks["native"] == "native" and "EMULATED" in ticks["kvm_tcg"]
+    assert [bool(b.get_hatch()) for b in bars] == [e == "kvm_tcg" for e in envs]
+    assert "not cycles" in ax.get_title()
+
+    # the sweep: host CPUs busy against connections, then set_rps against host CPUs busy at the same point
+    fig = figs.figure_cost_sweep(d, "redis")
+    cores_ax, tput_ax = fig.axes[0], fig.axes[1]
+    pts = cost[(cost.metric == "host_cpu_cores") & (cost.point != "")]
+    s = data.summary[(data.summary.workload == "redis") & (data.summary.metric == "set_rps")]
+    cores, tput = _series(cores_ax), _series(tput_ax)
+    assert set(cores) == set(tput) == {"native", "lxc_nat", "kvm", "kvm_tcg (EMULATED)"}
+    for e in COST_ENVS:
+        label = "kvm_tcg (EMULATED)" if e == "kvm_tcg" else e
+        mine = pts[pts.env == e].set_index("point").loc[[f"connections={c}" for c in CONNECTIONS]]
+        theirs = s[s.env == e].set_index("point").loc[mine.index]
+        assert _same(cores[label].lines[0].get_xydata(), list(zip(CONNECTIONS, mine["mean"])))
+        assert _same(_whiskers(cores[label]), sorted(zip(mine.ci_low, mine.ci_high)))
+        assert _same(tput[label].lines[0].get_xydata(), list(zip(mine["mean"], theirs["mean"])))
+        assert _same(_whiskers(tput[label]),
+                     sorted([*zip(mine.ci_low, mine.ci_high), *zip(theirs.ci_low, theirs.ci_high)]))
+        assert cores[label].lines[0].get_linestyle() == ("--" if e == "kvm_tcg" else "-")
+    assert tput_ax.get_xlabel() == "host CPUs busy (cores)" and cores_ax.get_xlabel() == "connections"
+
+
+def test_a_points_subject_picks_its_throughput(data):
+    """A timing that covers only the metrics of one subject (``set``) is drawn against set_rps only."""
+    fig = figs.figure_cost_sweep(with_cost(data, synthetic_cost(subject="set")), "redis")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_visible()]
+    assert titles == ["host CPUs busy (set) against connections",
+                      "set_rps against host CPUs busy (one point per connections)"]
+    assert figs.throughput_metrics(data, "redis", "get") == []

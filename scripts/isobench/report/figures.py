@@ -3,9 +3,11 @@
 Per workload: lines for metrics swept over a numeric point (connections=10), bars for the others (a
 panel per metric and point), latency percentiles (``*lat*_pNN``) as lines, for fio as a
 completion-latency CDF drawn the paper's way (Fig. 7); and the at-a-glance forest plot of every
-primary overhead. Emulated (TCG) environments are hatched or dashed and labelled EMULATED; the
-paper's figures (from the aggregate stage's comparison table) are drawn only where they are
-comparable.
+primary overhead. The CPU cost section's figures (the paper's Fig. 3 and its MySQL CPU plots) come
+from the aggregate's ``cpu_cost`` table: CPU seconds per Gbit for network bandwidth, and for sweeps
+with per-point rows the host CPUs busy per point and the throughput against them. Emulated (TCG)
+environments are hatched or dashed and labelled EMULATED; the paper's figures (from the aggregate
+stage's comparison table) are drawn only where they are comparable.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .. import paper as paperlib
 from .fmt import (
     finite,
     fmt,
+    fmt_ratio,
     is_sweep,
     percentile_of,
     point_key,
@@ -349,20 +352,210 @@ def figure_latency_cdf(data: ReportData, workload: str, metrics: list[str]) -> F
     return fig
 
 
+# -- the CPU cost (the aggregate's cpu_cost table) -------------------------------------------------
+COST_SECTION = "cpu-cost"
+PER_GBIT = "cpu_s_per_gbit"
+HOST_CORES = "host_cpu_cores"
+THROUGHPUT_SUFFIXES = ("_tps", "_rps")
+
+
+def cost_frame(data: ReportData) -> pd.DataFrame:
+    """``data.cpu_cost`` with ``point`` and ``subject`` as strings ("" where the table has none: a
+    whole-iteration row, or an aggregate written before they existed)."""
+    c = data.cpu_cost
+    if c.empty:
+        return pd.DataFrame(columns=["env", "workload", "point", "subject", "metric", "mean", "ci_low", "ci_high"])
+    c = c.copy()
+    for col in ("point", "subject"):
+        c[col] = c[col].astype(object).where(c[col].notna(), "").astype(str) if col in c else ""
+    return c
+
+
+def _cost_envs(data: ReportData, envs: set[str]) -> list[str]:
+    """The environments in the report's order, any the report does not know after them by name."""
+    known = data.envs()
+    return [e for e in known if e in envs] + sorted(envs - set(known))
+
+
+def _cost_emulated(data: ReportData, row) -> bool:
+    return data.is_emulated(row.env) or bool(getattr(row, "emulated", False))
+
+
+def _cost_tick(data: ReportData, row) -> str:
+    """The x label of a cost bar: the environment and its cost against the baseline with its interval."""
+    if _cost_emulated(data, row):
+        return f"{row.env}\nEMULATED (TCG)"
+    if row.env == data.baseline or not finite(row.ratio):
+        return row.env
+    ci = (f"[{fmt_ratio(row.ratio_ci_low)}, {fmt_ratio(row.ratio_ci_high)}]" if finite(row.ratio_ci_low)
+          else "(no CI)")
+    return f"{row.env}\n{fmt_ratio(row.ratio)}x {ci}"
+
+
+def figure_cost_per_gbit(data: ReportData, workload: str) -> Figure | None:
+    """The paper's Fig. 3 our way: host CPU seconds per Gbit moved, a bar per environment with its
+    95 % CI, the cost against the baseline with its interval under each name; None without rows."""
+    c = cost_frame(data)
+    c = c[(c["workload"] == workload) & (c["metric"] == PER_GBIT) & (c["point"] == "")]
+    if c.empty:
+        return None
+    rows = {r.env: r for r in c.itertuples(index=False)}
+    xs = _cost_envs(data, set(rows))
+    colors = env_colors(data)
+    fig = Figure(figsize=(max(8.0, 1.3 * len(xs) + 3), 4.6), layout="constrained")
+    ax = fig.subplots()
+    errs = np.array([_err(rows[e]) for e in xs]).T
+    bars = ax.bar(range(len(xs)), [rows[e].mean for e in xs], yerr=errs, capsize=4,
+                  color=[colors.get(e, EMULATED_COLOR if _cost_emulated(data, rows[e]) else "#777777") for e in xs],
+                  edgecolor="black", linewidth=0.6, error_kw={"elinewidth": 1})
+    for bar, e in zip(bars, xs):
+        if _cost_emulated(data, rows[e]):
+            bar.set_hatch("//")
+    ticks = [_cost_tick(data, rows[e]) for e in xs]
+    if len(xs) <= 6:
+        ax.set_xticks(range(len(xs)), ticks, fontsize=8)
+    else:
+        ax.set_xticks(range(len(xs)), ticks, rotation=30, ha="right", fontsize=8, rotation_mode="anchor")
+    ax.set_ylabel(rows[xs[0]].unit)
+    ax.set_title("CPU time per Gbit (not cycles: hardware counters not read); lower is better", fontsize=10)
+    _fit_to_real(ax, data, xs, rows, [])
+    ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{workload}: host CPU seconds per Gbit moved, mean over rounds, whiskers 95% CI\n"
+                 f"below each name: cost vs {data.baseline} [95% CI]", fontsize=11)
+    return fig
+
+
+def cost_points(data: ReportData, workload: str, metric: str = HOST_CORES) -> pd.DataFrame:
+    """The per-point cost rows of a sweep workload (numeric points only)."""
+    c = cost_frame(data)
+    c = c[(c["workload"] == workload) & (c["metric"] == metric) & (c["point"] != "")]
+    return c[c["point"].map(lambda p: point_value(p) is not None)]
+
+
+def throughput_metrics(data: ReportData, workload: str, subject: str) -> list[str]:
+    """The throughput metrics (``*_tps``, ``*_rps``) a sweep point's CPU timing covers: those named
+    ``{subject}_*``, or all of them for the empty subject."""
+    s = data.summary[(data.summary["workload"] == workload) & (data.summary["point"] != "")]
+    return sorted(m for m in set(s["metric"]) if m.endswith(THROUGHPUT_SUFFIXES)
+                  and (not subject or m.startswith(subject + "_")))
+
+
+def figure_cost_sweep(data: ReportData, workload: str) -> Figure | None:
+    """The paper's MySQL CPU plots our way, for a sweep with per-point cost rows: the host CPUs
+    busy against the sweep variable (a panel per subject the timing covers), and each throughput
+    metric against the host CPUs busy at the same point; one line per environment, whiskers 95 % CI
+    (both ways on the second). None without per-point rows."""
+    c = cost_points(data, workload)
+    if c.empty:
+        return None
+    subjects = sorted(set(c["subject"]))
+    tput = [(m, subj) for subj in subjects for m in throughput_metrics(data, workload, subj)]
+    s = data.summary[data.summary["workload"] == workload]
+    summ = {(r.env, r.metric, r.point): r for r in s.itertuples()}
+    colors = env_colors(data)
+    envs = _cost_envs(data, set(c["env"]))
+    fig, axes = _grid(len(subjects) + len(tput))
+    var = point_name(c["point"].iloc[0])
+    for ax, subj in zip(axes, subjects):
+        cs = c[c["subject"] == subj]
+        for e in envs:
+            rows = sorted(cs[cs["env"] == e].itertuples(index=False), key=lambda r: point_key(r.point))
+            if not rows:
+                continue
+            y = [r.mean for r in rows]
+            emu = _cost_emulated(data, rows[0])
+            ax.errorbar([point_value(r.point) for r in rows], y, yerr=np.array([_err(r) for r in rows]).T,
+                        marker="o", markersize=4, capsize=3, color=colors.get(e, "#777777"),
+                        label=f"{e} (EMULATED)" if emu else e, linestyle="--" if emu else "-")
+        ax.set_title(f"host CPUs busy{' (' + subj + ')' if subj else ''} against {var}", fontsize=10)
+        ax.set_xlabel(var)
+        ax.set_ylabel("host CPUs busy (cores)")
+        ax.set_ylim(bottom=0)        # CPUs: a linear count from none to the host's
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    for ax, (metric, subj) in zip(axes[len(subjects):], tput):
+        cs = c[c["subject"] == subj]
+        unit, real = "", []
+        for e in envs:
+            pairs = [(r, summ[(e, metric, r.point)]) for r in sorted(cs[cs["env"] == e].itertuples(index=False),
+                                                                      key=lambda r: point_key(r.point))
+                     if (e, metric, r.point) in summ]
+            if not pairs:
+                continue
+            unit = pairs[0][1].unit
+            emu = _cost_emulated(data, pairs[0][0])
+            x, y = [cr.mean for cr, _ in pairs], [sr.mean for _, sr in pairs]
+            real += [] if emu else y
+            ax.errorbar(x, y, xerr=np.array([_err(cr) for cr, _ in pairs]).T,
+                        yerr=np.array([_err(sr) for _, sr in pairs]).T, marker="o", markersize=4, capsize=2,
+                        color=colors.get(e, "#777777"), label=f"{e} (EMULATED)" if emu else e,
+                        linestyle="--" if emu else "-")
+            if e == data.baseline:   # which point is which: the sweep value beside the baseline's
+                for (cr, _), xi, yi in zip(pairs, x, y):
+                    ax.annotate(f"{point_value(cr.point):g}", (xi, yi), xytext=(4, -10), textcoords="offset points",
+                                fontsize=7, color="#555555")
+        ax.set_title(f"{metric} against host CPUs busy (one point per {var})", fontsize=10)
+        ax.set_xlabel("host CPUs busy (cores)")
+        ax.set_ylabel(unit)
+        ax.set_xlim(left=0)
+        _maybe_log(ax, real)         # an emulated environment alone never makes the axis logarithmic
+        ax.grid(alpha=0.3)
+        if unit:
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                      title=f"numbers: {data.baseline}'s {var}", title_fontsize=7)
+    fig.suptitle(f"{workload}: CPU cost per {var}, mean over rounds, whiskers 95% CI", fontsize=11)
+    return fig
+
+
+COST_PER_GBIT_CAPTION = (
+    "Host CPU seconds (user + system + softirq, client included) per Gbit moved, both directions of an "
+    "iteration together: CPU time, not cycles (hardware counters are not read). Bars: mean over rounds of "
+    "each cell's value (the median of its measured iterations); whiskers: 95% t-interval of that mean; under "
+    "each name: the cost against the baseline (geometric mean of the per-round ratios) with its 95% interval; "
+    "hatched and labelled EMULATED: TCG, not a KVM figure.")
+COST_SWEEP_CAPTION = (
+    "First panel(s): host CPUs busy (user + system + softirq per wall second of the point, client included) at "
+    "each sweep point, one line per environment; whiskers: 95% t-interval of the mean over rounds. Then each "
+    "throughput metric against the host CPUs busy at the same point (the paper's MySQL throughput against CPU "
+    "utilisation): whiskers both ways, the 95% intervals of the CPU cost (horizontal) and of the throughput "
+    "(vertical). Dashed and labelled EMULATED: TCG, not a KVM figure.")
+
+
+def cost_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
+    """The CPU cost section's figures of one workload (none when its rows are not there)."""
+    out = []
+    fig = figure_cost_per_gbit(data, workload)
+    if fig is not None:
+        out.append(RenderedFigure(f"{workload}-cpu-per-gbit.png",
+                                  f"{workload}: host CPU seconds per Gbit per environment, bars with 95% CI whiskers",
+                                  png_bytes(fig), COST_SECTION, COST_PER_GBIT_CAPTION))
+    fig = figure_cost_sweep(data, workload)
+    if fig is not None:
+        out.append(RenderedFigure(f"{workload}-cpu-sweep.png",
+                                  f"{workload}: host CPUs busy per sweep point and throughput against it, "
+                                  "lines with 95% CI whiskers", png_bytes(fig), COST_SECTION, COST_SWEEP_CAPTION))
+    return out
+
+
 @dataclass(frozen=True)
 class RenderedFigure:
     name: str      # file name in figures_dir
     title: str
     png: bytes
+    #: where the report shows it: "" its workload's section, COST_SECTION the CPU cost section
+    section: str = ""
+    #: its own caption ("" for the workload sections' shared one)
+    caption: str = ""
 
 
 def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
     """The figures of one workload: lines for metrics swept over a numeric point (connections=10),
     bars for the others (a panel per metric and point), latency percentiles (``*lat*_pNN``) as lines
-    (fio's as the paper's CDF)."""
+    (fio's as the paper's CDF), and its CPU cost figures (section COST_SECTION; named
+    ``<workload>-cpu-per-gbit.png``, ``<workload>-cpu-sweep.png``)."""
     s = data.summary[data.summary["workload"] == workload]
     if s.empty:
-        return []
+        return cost_figures(data, workload)
     metrics = sorted(s["metric"].unique())
     swept = sorted(set(s.loc[s["point"] != "", "metric"])) if is_sweep(s["point"].unique()) else []
     flat = s[~s["metric"].isin(swept) | (s["point"] == "")]
@@ -390,7 +583,7 @@ def workload_figures(data: ReportData, workload: str) -> list[RenderedFigure]:
             fig, title = figure_latency(data, workload, lat), f"{workload} latency percentiles"
         if fig is not None:
             out.append(RenderedFigure(f"{workload}-latency.png", title, png_bytes(fig)))
-    return out
+    return out + cost_figures(data, workload)
 
 
 def overview_rows(data: ReportData) -> pd.DataFrame:

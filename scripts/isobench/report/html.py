@@ -18,7 +18,7 @@ import jinja2
 
 from .. import paper as paperlib
 from . import fmt as f
-from .figures import RenderedFigure, effects_of
+from .figures import COST_SECTION, RenderedFigure, cost_frame, effects_of
 from .inputs import ReportData
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -177,20 +177,23 @@ def workload_view(data: ReportData, workload: str, figures: list[RenderedFigure]
             "metrics": [{"name": k, "unit": v.get("unit", ""), "better": "higher" if v.get("higher_is_better")
                          else "lower", "description": v.get("description", "")}
                         for k, v in sorted((meta.get("metrics") or {}).items())],
-            "has_results": has, "figures": figures, "rerun": meta.get("rerun", ""),
+            "has_results": has, "figures": [fig for fig in figures if fig.section != COST_SECTION],
+            "rerun": meta.get("rerun", ""),
             "numbers": numbers_rows(data, workload) if has else [],
             "paper": paper_rows(data, workload) if has else None}
 
 
 def cost_rows(data: ReportData) -> list[dict[str, Any]]:
-    """The CPU cost table: per workload and cost metric, each environment's mean with its interval
-    and its cost against the baseline with its interval (all the aggregate stage's numbers)."""
-    c = data.cpu_cost
+    """The CPU cost table: per workload, cost metric and sweep point ("" for the whole iteration),
+    each environment's mean with its interval and its cost against the baseline with its interval
+    (all the aggregate stage's numbers; ``point`` and ``subject`` read as "" where the table has none)."""
+    c = cost_frame(data)
     if c.empty:
         return []
     order = _env_order(data)
     rows = []
     for r in sorted(c.itertuples(index=False), key=lambda r: (data.workload_rank(r.workload), r.workload, r.metric,
+                                                              r.subject, f.point_key(r.point),
                                                               order.get(r.env, 99), r.env)):
         if r.env == data.baseline:
             vs = ""
@@ -201,6 +204,7 @@ def cost_rows(data: ReportData) -> list[dict[str, Any]]:
                                                 if f.finite(r.ratio_ci_low) else f"({r.ratio_note})")
         ci = f"[{f.fmt(r.ci_low)}, {f.fmt(r.ci_high)}]" if f.finite(r.ci_low) else r.ci_note
         rows.append({"workload": r.workload, "metric": r.metric, "unit": r.unit, "env": r.env,
+                     "point": r.point + (f" ({r.subject})" if r.subject else ""), "per_point": bool(r.point),
                      "mean": f.fmt(r.mean), "ci": ci, "vs": vs, "emulated": bool(r.emulated)})
     return rows
 
@@ -266,4 +270,5 @@ def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]],
         missing=missing_rows(data),
         sections=[workload_view(data, w, figures.get(w, [])) for w in data.workload_names()],
         calibration=calibration_view(data), methods=methods_view(data), cost=cost_rows(data),
+        cost_figures=[fig for w in data.workload_names() for fig in figures.get(w, []) if fig.section == COST_SECTION],
         cost_basis=data.cpu_cost["basis"].iloc[0] if len(data.cpu_cost) else "")
