@@ -12,7 +12,7 @@ table sorted.
 Layout, top to bottom: the at-a-glance figure, the precision reached, the summary table (each
 environment as "% slower/faster than native" with its CI; emulated environments say "emulated"),
 environments and their status, missing cells, one section per workload (figure, numbers, paper
-comparison, rerun command), the A/A noise floor, and the methods (host, environments as seen from
+comparison, rerun command), the CPU cost (table and figures), the A/A noise floor, and the methods (host, environments as seen from
 inside, tools, run settings, dates, statistics).
 
 Emulated (TCG) environments are labelled "emulated" in every table, figure and heading they appear
@@ -42,8 +42,10 @@ def build_report(inputs: Inputs, out_html: Path, figures_dir: Path, *, baseline:
     """Write the HTML report and every figure as ``figures_dir/<name>.png``; return the figure paths.
 
     Figure names: ``<workload>.png`` (bars, or lines for sweeps), ``<workload>-latency.png`` (latency
-    percentiles, for workloads with ``*lat*_pNN`` metrics), ``<workload>-bars.png`` for the unswept
-    metrics of a workload that also has swept ones, and :data:`OVERVIEW`. All match ``{name}.png``.
+    percentiles, for workloads with ``*lat*_pNN`` metrics; fio's as the paper's CDF),
+    ``<workload>-bars.png`` for the unswept metrics of a workload that also has swept ones, the CPU
+    cost section's ``<workload>-cpu-per-gbit.png`` (network bandwidth) and ``<workload>-cpu-sweep.png``
+    (sweeps timed per point), and :data:`OVERVIEW`. All match ``{name}.png``.
     """
     data = load_inputs(inputs, baseline=baseline)
     figures = {w: workload_figures(data, w) for w in data.workload_names()}
