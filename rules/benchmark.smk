@@ -6,8 +6,9 @@
 # says which changed): the environment's effective settings, the workload's parameters, how it is
 # measured, the image's content, the code that measures (import closure), and the host.
 # Priorities give the measurement order (Plan.cell_priority): round by round, in a round the same
-# workload on every environment back to back in a random order, so a drifting host cannot pass for
-# an environment's overhead. Which rounds exist is decided by rules/rounds.smk.
+# workload on each of its environments (run.environments_for) back to back in a random order, so a
+# drifting host cannot pass for an environment's overhead. Which rounds exist is decided by
+# rules/rounds.smk.
 
 
 rule run_cell:

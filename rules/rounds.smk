@@ -1,5 +1,6 @@
 # rounds: how many rounds each workload gets (on a cluster: on each host). A round measures the
-# workload on every environment back to back in a random order (priorities: PLAN.cell_priority).
+# workload on each of its environments (PLAN.environments_of) back to back in a random order
+# (priorities: PLAN.cell_priority).
 # After each batch of rounds the checkpoint decides from the measured cells whether the overheads
 # reached their precision target or a cap (scripts/isobench/rounds.py); if not, the next batch's
 # cells join the DAG. Every cached round is reused; adding rounds never re-measures one. The

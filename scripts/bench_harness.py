@@ -183,10 +183,10 @@ def planning(sizes: list[int], runs: int) -> None:
 def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
     """Empty files and directories where every output of the DAG goes (so --touch can date them)."""
     envs, wls = cfg.run_environments, cfg.run_workloads
+    cells = [(e, w, r) for w in wls for e in cfg.environments_of(w) for r in range(1, cfg.rounds["min"] + 1)]
     files = ["results/provision/workloads.json",
              *[f"results/provision/{e}.json" for e in envs], *[f"results/warmup/{e}.json" for e in envs],
-             *[f"results/cells/{e}/{w}/round-{r}.parquet" for e in envs for w in wls
-               for r in range(1, cfg.rounds["min"] + 1)],
+             *[f"results/cells/{e}/{w}/round-{r}.parquet" for e, w, r in cells],
              *[f"results/aggregate/{n}" for n in ("cells.parquet", "summary.parquet", "summary.csv",
                                                    "overhead.parquet", "overhead.csv", "calibration.parquet",
                                                    "calibration.csv", "precision.parquet", "precision.csv",
@@ -194,7 +194,7 @@ def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
                                                    "aa_check.parquet", "aa_check.csv", "environments.parquet",
                                                    "environments.csv")],
              "results/report/report.html"]
-    dirs = [f"results/raw/{e}/{w}/round-{r}" for e in envs for w in wls for r in range(1, cfg.rounds["min"] + 1)]
+    dirs = [f"results/raw/{e}/{w}/round-{r}" for e, w, r in cells]
     image = wd / "results" / "provision" / "image.json"     # read while the DAG is built (the image param)
     image.parent.mkdir(parents=True, exist_ok=True)
     image.write_text(json.dumps({"key": "fake", "content_key": "fake"}))

@@ -106,6 +106,34 @@ def test_the_subnet_is_part_only_of_environments_that_use_it(default_raw):
     assert moved.measure_settings() == a.measure_settings()
 
 
+def test_a_workloads_environment_list_is_part_of_no_cell(default_raw):
+    """run.environments_for changes which cells a workload has, nothing of any cell: every cell
+    both configs plan has the same params (run_cell's, collect_cell's), and every other workload
+    the same cells and round decision params (its batches are not re-decided)."""
+    def plan(envs_for):
+        run = {"environments": ["native", "native_aa", "lxc_bridge", "lxc_host"],
+               "workloads": ["compression", "stream", "redis"], "environments_for": envs_for}
+        return pipeline.Plan(config.load(variant(default_raw, run=run)))
+
+    def cells(p):
+        return {(e, w): {"settings": p.config.env_settings(e), "workload": p.config.workload_params(w),
+                         "measure": p.config.measure_settings(), "code": p.cell_code(e, w),
+                         "parser": p.parser_code(w)}
+                for w in p.workloads for e in p.environments_of(w)}
+
+    def decisions(p, w):
+        return {"cells": p.round_cells(w, 1, 5), "policy": p.config.round_policy(w), "primary": p.primary_metrics(w),
+                "emulated": p.emulated_environments(), "code": p.stats_code()}
+
+    before, after = plan({}), plan({"stream": ["native", "lxc_host"]})
+    a, b = cells(before), cells(after)
+    assert set(b) == set(a) - {("native_aa", "stream"), ("lxc_bridge", "stream")}
+    assert all(b[k] == a[k] for k in b)
+    for w in ("compression", "redis"):
+        assert decisions(after, w) == decisions(before, w)
+    assert decisions(after, "stream")["cells"] != decisions(before, "stream")["cells"]
+
+
 def test_image_content_key_follows_packages_not_the_recipe_url():
     pk = {"fio": "3.33-3", "xz-utils": "5.4.1-1"}
     assert image.content_key(pk) == image.content_key(dict(reversed(list(pk.items()))))

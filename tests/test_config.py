@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -78,6 +79,41 @@ def _fails_in_one_line(call, key, expected):
 ])
 def test_bad_values_fail_with_one_line_naming_the_key(default_raw, changes, key, expected):
     _fails_in_one_line(lambda: config.load(variant(default_raw, **changes)), key, expected)
+
+
+ENVS_FOR_RUN = {"environments": ["native", "native_aa", "lxc_host", "lxc_nat"], "workloads": ["compression", "redis"]}
+
+
+@pytest.mark.parametrize("environments_for, key, expected", [
+    ({"fio_randread": ["native"]}, "run.environments_for.fio_randread",      # defined, but not run
+     "workload 'fio_randread' is not in run.workloads (compression, redis)"),
+    ({"nope": ["native"]}, "run.environments_for.nope", "workload 'nope' is not in run.workloads"),
+    ({"redis": ["native", "lxc_bridge"]}, "run.environments_for.redis",      # defined, but not run
+     "environment 'lxc_bridge' is not in run.environments (native, native_aa, lxc_host, lxc_nat)"),
+    ({"redis": ["native", "kvm9"]}, "run.environments_for.redis", "environment 'kvm9' is not in run.environments"),
+    ({"compression": ["native"], "redis": ["native_aa", "lxc_nat"]}, "run.environments_for.redis",
+     "the baseline environment 'native' is missing: every overhead of 'redis' is paired with its native cell"),
+    ({"redis": []}, "run.environments_for.redis", "should be non-empty"),
+    ({"redis": "native"}, "run.environments_for.redis", "is not of type 'array'"),
+    ({"redis": ["native", "native"]}, "run.environments_for.redis", "non-unique"),
+    ({"Redis": ["native"]}, "run.environments_for", "does not match"),
+])
+def test_bad_environments_for_fails_with_one_line_naming_workload_and_env(default_raw, environments_for, key,
+                                                                          expected):
+    raw = variant(default_raw, run={**ENVS_FOR_RUN, "environments_for": environments_for})
+    _fails_in_one_line(lambda: config.load(raw), key, expected)
+
+
+def test_environments_for_resolves_every_workload_in_run_order(default_raw):
+    """A named workload gets its list in run.environments order (however it is written), the others
+    all of run.environments; without the key, every workload runs everywhere."""
+    raw = variant(default_raw, run={**ENVS_FOR_RUN, "environments_for": {"redis": ["lxc_nat", "native"]}})
+    cfg = config.load(raw)
+    assert cfg.environments_of("redis") == ("native", "lxc_nat")
+    assert cfg.environments_of("compression") == ("native", "native_aa", "lxc_host", "lxc_nat")
+    assert set(cfg.run_environments_for) == {"compression", "redis"}
+    plain = config.load(variant(default_raw, run=ENVS_FOR_RUN))
+    assert all(plain.environments_of(w) == plain.run_environments for w in plain.run_workloads)
 
 
 @pytest.mark.parametrize("state_dir, expected", [
@@ -171,6 +207,59 @@ def test_cells_are_measured_round_by_round_in_a_random_order(default_raw):
     other = Plan(config.load(variant(raw, seed=7)))
     assert [other.round_order("compression", r) for r in range(1, 10)] != [
         plan.round_order("compression", r) for r in range(1, 10)]
+
+
+def _restricted_plan(default_raw, **changes):
+    from isobench.pipeline import Plan
+    run = {"environments": ["native", "native_aa", "lxc_bridge", "lxc_host"],
+           "workloads": ["compression", "stream", "redis"],
+           "environments_for": {"stream": ["lxc_host", "native"]}}
+    return Plan(config.load(variant(default_raw, run=run, **changes)))
+
+
+def test_a_restricted_workload_is_planned_on_its_own_environments(default_raw):
+    plan = _restricted_plan(default_raw)
+    every = ["native", "native_aa", "lxc_bridge", "lxc_host"]
+    assert plan.environments_of("stream") == ["native", "lxc_host"]
+    assert plan.environments_of("compression") == plan.environments_of("redis") == every
+    assert plan.round_cells("stream", 2, 3) == [f"results/cells/{e}/stream/round-{r}.parquet"
+                                                for r in (2, 3) for e in ("native", "lxc_host")]
+    assert plan.round_cells("redis", 1, 1) == [f"results/cells/{e}/redis/round-1.parquet" for e in every]
+    for r in range(1, 20):
+        assert sorted(plan.round_order("stream", r)) == ["lxc_host", "native"]
+        assert sorted(plan.round_order("compression", r)) == sorted(every)
+    assert {tuple(plan.round_order("stream", r)) for r in range(1, 20)} == {("native", "lxc_host"),
+                                                                         ("lxc_host", "native")}
+    assert plan.run_record()["environments_for"] == {"compression": every, "stream": ["native", "lxc_host"],
+                                                     "redis": every}
+
+
+def test_restricted_workloads_keep_the_strict_round_by_round_order(default_raw):
+    """Round by round, workload by workload, each block the workload's own environments in its
+    round's order, with no two cells of the same priority (an unplanned pair included)."""
+    from isobench.pipeline import SETUP_PRIORITY
+    plan = _restricted_plan(default_raw)
+    wls = plan.workloads
+    cells = [(e, w, r) for r in (1, 2, 3) for w in wls for e in plan.environments_of(w)]
+    order = sorted(cells, key=lambda c: -plan.cell_priority(*c))
+    blocks = [list(g) for _, g in itertools.groupby(order, key=lambda c: (c[1], c[2]))]
+    assert [(b[0][1], b[0][2]) for b in blocks] == [(w, r) for r in (1, 2, 3) for w in wls]
+    for block in blocks:
+        _, w, r = block[0]
+        assert [e for e, *_ in block] == plan.round_order(w, r)
+    unplanned = [(e, "stream", r) for r in (1, 2, 3) for e in ("native_aa", "lxc_bridge")]
+    prios = [plan.cell_priority(*c) for c in cells + unplanned]
+    assert len(set(prios)) == len(prios) and min(prios) > 0 and max(prios) < SETUP_PRIORITY
+
+
+def test_an_environment_no_workload_runs_on_is_not_provisioned(default_raw):
+    from isobench.pipeline import Plan
+    run = {"environments": ["native", "native_aa", "lxc_host"], "workloads": ["compression", "stream"],
+           "environments_for": {"compression": ["native", "lxc_host"], "stream": ["native", "lxc_host"]}}
+    plan = Plan(config.load(variant(default_raw, run=run)))
+    assert plan.environments == plan.available_environments == ["native", "lxc_host"]
+    run["environments_for"]["stream"].append("native_aa")
+    assert Plan(config.load(variant(default_raw, run=run))).environments == ["native", "native_aa", "lxc_host"]
 
 
 def test_precision_targets_by_category_and_override(default_raw):

@@ -411,3 +411,23 @@ def test_the_report_tables_are_aggregate_outputs(run):
     envs = pd.read_parquet(run["out"] / "environments.parquet").set_index("env")
     assert envs.loc["kvm_tcg", "emulated"] and not envs.loc["lxc_host", "available"]
     assert envs.loc["lxc_nat", "paper_configs"].startswith("Docker, Docker NAT")
+
+
+def test_missing_cells_are_only_the_planned_pairs():
+    """A pair run.environments_for leaves out is not missing; a planned one without results is, as
+    is every pair of a workload the key does not name (and every pair without the key at all)."""
+    from isobench import compare
+    summary = pd.DataFrame({"env": ["native", "native", "lxc_host", "lxc_host"], "workload": ["a", "b", "a", "b"],
+                            "rounds": ["1,2", "1,2", "1", "1,2"]})
+    manifests = {e: {"available": True} for e in ("native", "lxc_host", "lxc_nat")}
+    run = {"environments": ["native", "lxc_host", "lxc_nat"], "workloads": ["a", "b"]}
+
+    def missing(run):
+        rows = compare.missing_table(summary, manifests, run, {}, {"a": 2, "b": 2}, {}, "native")
+        return {(r["env"], r["workload"], r["round"]) for r in rows}
+
+    assert missing({**run, "environments_for": {"a": ["native", "lxc_host"], "b": ["native", "lxc_host"]}}) == {
+        ("lxc_host", "a", 2)}
+    assert missing({**run, "environments_for": {"b": ["native", "lxc_host"]}}) == {
+        ("lxc_host", "a", 2), ("lxc_nat", "a", 1), ("lxc_nat", "a", 2)}
+    assert missing(run) == {("lxc_host", "a", 2), *(("lxc_nat", w, r) for w in "ab" for r in (1, 2))}

@@ -6,7 +6,8 @@ missing results and each environment's status. The report only reads these table
 * :func:`missing_table`: the results that are not there, see :data:`MISSING_COLUMNS`. ``scope``
   ``cell``: a cell of an available environment in a round its workload measured that has no
   results (failed, or not run; the rounds the sentinel flagged are not missing, they are listed
-  with the precision); ``baseline``: a workload with results but none of the baseline, so no
+  with the precision; a pair the run does not plan, an environment outside its workload's
+  ``run.environments_for`` list, is not missing); ``baseline``: a workload with results but none of the baseline, so no
   overhead is computed for it (``reason`` says why; ``env`` is the baseline, ``round`` 0);
 * :func:`aa_check`: whether the A/A comparisons came out significant no more often than chance
   allows (one row, see :data:`AA_CHECK_COLUMNS`): of the ``judged`` A/A comparisons with an
@@ -76,9 +77,11 @@ def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], r
                   workloads: dict[str, dict[str, Any]], rounds_measured: dict[str, int],
                   flagged: dict[str, dict[int, str]], baseline: str) -> list[dict[str, Any]]:
     """Missing cells (in the run's order of environments and workloads, then by round), then the
-    workloads without baseline results (by name)."""
+    workloads without baseline results (by name). Only the planned pairs count: each workload's
+    environments from ``run["environments_for"]`` (absent: every environment of the run)."""
     envs = [e for e in run.get("environments", manifests) if manifests.get(e, {}).get("available", True)]
     wls = run.get("workloads", list(workloads))
+    planned = run.get("environments_for", {})
     have = set()
     for r in summary.itertuples():
         for rnd in str(r.rounds).split(","):
@@ -86,7 +89,7 @@ def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], r
                 have.add((r.env, r.workload, int(rnd)))
     rows = [{"scope": "cell", "env": e, "workload": w, "round": rnd, "reason": MISSING_CELL_REASON}
             for e in envs for w in wls for rnd in range(1, rounds_measured.get(w, 0) + 1)
-            if (e, w, rnd) not in have and rnd not in flagged.get(w, {})]
+            if e in planned.get(w, envs) and (e, w, rnd) not in have and rnd not in flagged.get(w, {})]
     gaps = sorted(set(summary["workload"]) - set(summary.loc[summary["env"] == baseline, "workload"]))
     if gaps:
         m = manifests.get(baseline)

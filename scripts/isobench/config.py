@@ -95,8 +95,8 @@ def schema() -> dict[str, Any]:
                                                  description="an environment's cell and the baseline cell of its round "
                                                              "pair only if they started at most this far apart (a "
                                                              "cell re-measured alone gets new rounds)"),
-            }, description="a round measures one workload on every environment back to back, in a random "
-                           "order; rounds are added until the precision targets or a cap are reached"),
+            }, description="a round measures one workload on each of its environments back to back, in a "
+                           "random order; rounds are added until the precision targets or a cap are reached"),
             "precision": _obj({c: positive(default=d,
                                            description=f"target 95% CI half-width of {c} overheads, in % of the ratio")
                                for c, d in PRECISION_DEFAULTS.items()},
@@ -151,7 +151,16 @@ def schema() -> dict[str, Any]:
                                  "description": "environments to run (default: all)"},
                 "workloads": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                               "description": "workloads to run (default: all)"},
-            }, description="the matrix: which environments x workloads run"),
+                "environments_for": {
+                    "type": "object", "default": {}, "propertyNames": {"pattern": NAME_PATTERN},
+                    "additionalProperties": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                                             "minItems": 1},
+                    "description": f"per workload (one of run.workloads), the environments it runs on: some of "
+                                   f"run.environments, always with the baseline '{BASELINE}' (every overhead is "
+                                   f"paired with it per round); a workload not named runs on every environment of "
+                                   f"run.environments"},
+            }, description="the matrix: which environments x workloads run (every environment of "
+                           "run.environments for each workload, unless run.environments_for names fewer)"),
             "hosts": {"type": "array", "uniqueItems": True, "default": [],
                       "items": _obj({
                           "name": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
@@ -242,6 +251,9 @@ class Config:
     workloads: dict[str, dict[str, Any]]      # name -> {kind, ...params resolved for the profile}
     run_environments: tuple[str, ...]
     run_workloads: tuple[str, ...]
+    #: workload -> the environments it runs on, in run_environments order (run.environments_for;
+    #: every run workload has its entry, the whole of run_environments when the config names none)
+    run_environments_for: dict[str, tuple[str, ...]]
     #: workload -> its own precision_pct (absent: the category default)
     workload_targets: dict[str, float]
     #: the cluster hosts (empty: this machine alone)
@@ -251,6 +263,10 @@ class Config:
     def cluster(self) -> bool:
         """Whether the matrix runs on cluster hosts (results/hosts/<host>/...) or on this machine."""
         return bool(self.hosts)
+
+    def environments_of(self, workload: str) -> tuple[str, ...]:
+        """The environments ``workload`` runs on (run.environments_for), in run.environments order."""
+        return self.run_environments_for[workload]
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
@@ -477,6 +493,7 @@ def load(raw: dict[str, Any] | None) -> Config:
                           f"is required; every overhead is measured against it")
     if envs[BASELINE]["driver"] != "native":
         raise ConfigError(f"config: environments.{BASELINE}.driver: must be 'native' (it is the baseline)")
+    envs_for = _environments_for(run.get("environments_for", {}), run_envs, run_wls)
     lim = _with_defaults(top["limits"]["properties"], raw.get("limits", {}))
     return Config(
         profile=profile,
@@ -493,9 +510,30 @@ def load(raw: dict[str, Any] | None) -> Config:
         network=network,
         image=_with_defaults(top["image"]["properties"], raw["image"]),
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
+        run_environments_for=envs_for,
         workload_targets=targets,
         hosts=_hosts(raw.get("hosts", [])),
     )
+
+
+def _environments_for(given: dict[str, list[str]], run_envs: tuple[str, ...],
+                      run_wls: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Every run workload's environments: its run.environments_for list (checked: a workload of
+    run.workloads, environments of run.environments, the baseline among them), else all of
+    run.environments; in run.environments order either way, so the order a list is written in
+    changes nothing."""
+    for wl, names in given.items():
+        key = f"config: run.environments_for.{wl}"
+        if wl not in run_wls:
+            raise ConfigError(f"{key}: workload '{wl}' is not in run.workloads ({', '.join(run_wls)})")
+        unknown = [e for e in names if e not in run_envs]
+        if unknown:
+            raise ConfigError(f"{key}: environment '{unknown[0]}' is not in run.environments "
+                              f"({', '.join(run_envs)})")
+        if BASELINE not in names:
+            raise ConfigError(f"{key}: the baseline environment '{BASELINE}' is missing: every overhead of "
+                              f"'{wl}' is paired with its {BASELINE} cell per round")
+    return {wl: tuple(e for e in run_envs if e in given.get(wl, run_envs)) for wl in run_wls}
 
 
 def _hosts(raw_hosts: list[dict[str, Any]]) -> tuple[Host, ...]:

@@ -44,7 +44,10 @@ class Plan:
 
     @property
     def environments(self) -> list[str]:
-        return list(self.config.run_environments)
+        """The environments of the run (run.environments) that some workload runs on: only those
+        are provisioned and warmed up."""
+        used = {e for w in self.config.run_workloads for e in self.config.environments_of(w)}
+        return [e for e in self.config.run_environments if e in used]
 
     @property
     def available_environments(self) -> list[str]:
@@ -52,6 +55,12 @@ class Plan:
         name that cannot (their provisioning fails with the reason, so the run does not pass
         without them)."""
         return [e for e in self.environments if self.availability(e)["available"] or self.availability(e)["required"]]
+
+    def environments_of(self, workload: str) -> list[str]:
+        """The environments ``workload`` is measured on: the available ones of its own list
+        (run.environments_for, else run.environments), in run.environments order."""
+        own = self.config.environments_of(workload)
+        return [e for e in self.available_environments if e in own]
 
     @property
     def workloads(self) -> list[str]:
@@ -81,9 +90,9 @@ class Plan:
         return f"{self.base(host)}/cells/{env}/{workload}/round-{rnd}.parquet"
 
     def round_cells(self, workload: str, first: int, last: int, host: str | None = None) -> list[str]:
-        """The cells of rounds first..last of one workload, on every available environment."""
+        """The cells of rounds first..last of one workload, on each of its environments."""
         return [self.cell_path(e, workload, r, host) for r in range(first, last + 1)
-                for e in self.available_environments]
+                for e in self.environments_of(workload)]
 
     @property
     def baseline(self) -> str:
@@ -107,8 +116,8 @@ class Plan:
         return f"--nodelist={host} --exclusive" if self.config.cluster and host else ""
 
     def round_order(self, workload: str, rnd: int) -> list[str]:
-        """The environments of one round in the order they are measured (isobench.rounds)."""
-        return order.round_order(self.available_environments, workload, rnd, self.config.seed)
+        """The workload's environments in one round, in the order they are measured (isobench.rounds)."""
+        return order.round_order(self.environments_of(workload), workload, rnd, self.config.seed)
 
     def cell_priority(self, env: str, workload: str, rnd: int) -> int:
         """Snakemake priority of a cell's measurement: round by round, within a round workload by
@@ -116,11 +125,15 @@ class Plan:
         compares run back to back, seconds to minutes apart: a host whose speed drifts (CPU credits,
         thermal limits, neighbours) moves native and the others alike, and no environment always
         runs first or after the same one. All below SETUP_PRIORITY (the warmups run first) and
-        above 0 (collecting and the round decisions wait for the measurements)."""
-        envs, wls = self.available_environments, self.workloads
+        above 0 (collecting and the round decisions wait for the measurements). Every workload x
+        round gets a block as large as all defined environments, whatever its own list, its
+        unplanned pairs after the planned: the order stays strict and no two cells share a
+        priority."""
+        envs, wls = list(self.config.environments), self.workloads
         order = self.round_order(workload, rnd)
-        pos = order.index(env) if env in order else len(envs)
-        rank = ((rnd - 1) * len(wls) + wls.index(workload)) * (len(envs) + 1) + pos
+        rest = [e for e in envs if e not in order]
+        pos = order.index(env) if env in order else len(order) + rest.index(env)
+        rank = ((rnd - 1) * len(wls) + wls.index(workload)) * len(envs) + pos
         return max(1, SETUP_PRIORITY - 1 - rank)
 
     def emulated_environments(self) -> list[str]:
@@ -145,6 +158,7 @@ class Plan:
                 "sentinel": dict(c.sentinel), "iterations": c.iterations,
                 "warmup_iterations": c.warmup_iterations, "baseline": configmod.BASELINE,
                 "environments": self.environments, "workloads": self.workloads,
+                "environments_for": {w: list(c.environments_of(w)) for w in self.workloads},
                 "hosts": [{"name": h.name, "group": h.group} for h in c.hosts],
                 "limits": {"cpus": c.limits.cpus, "memory_mib": c.limits.memory_mib}}
 

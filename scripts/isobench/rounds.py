@@ -1,8 +1,9 @@
 """Rounds: how many a workload gets, and which of them count.
 
-A round measures one workload on every environment back to back, in an order drawn at random per
-round (:func:`round_order`); each cell reduces to one value per metric and sweep point, the median
-of its measured iterations (:func:`cell_values`). Overheads are paired per round
+A round measures one workload on each of its environments (every environment, unless
+``run.environments_for`` names fewer) back to back, in an order drawn at random per round
+(:func:`round_order`); each cell reduces to one value per metric and sweep point, the median of
+its measured iterations (:func:`cell_values`). Overheads are paired per round
 (:func:`isobench.stats.paired_ratio`).
 
 Rounds are added in batches until every overhead of the workload's primary metrics reaches the

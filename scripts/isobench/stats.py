@@ -8,7 +8,7 @@ Everything here is a pure function of its arguments, so the same inputs give the
   median is robust to them already, and dropping would hide real variability (e.g. a noisy
   neighbour) that the comparison is about.
 * **Paired ratio over rounds** (:func:`paired_ratio`), the overhead estimate: a round measures the
-  workload on every environment back to back, each cell reduces to one value (the median of its
+  workload on each of its environments back to back, each cell reduces to one value (the median of its
   measured iterations), and the overhead of environment E is taken from the per-round log ratios
   d_r = log(E_r / baseline_r): the ratio is exp(mean d), its 95 % CI the t-interval of the mean of d
   (n - 1 degrees of freedom), back-transformed; the p-value is the one-sample t-test of mean d = 0.
