@@ -1,11 +1,13 @@
 """config/paper.yaml, the whole paper in one command (issue #15): it validates as Snakemake merges
 it over config/config.yaml, every table and figure of the paper has its workloads and environments,
-its sizes follow the rules it states, and tests/configs/paper_tiny.yaml (the same matrix at tiny
-sizes) runs end to end."""
+each workload runs on exactly the environments its figure compares (run.environments_for), its
+sizes follow the rules it states, and tests/configs/paper_tiny.yaml (the same matrix at tiny sizes)
+plans exactly those pairs and runs end to end."""
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -18,6 +20,7 @@ from snakemake.utils import update_config
 
 from isobench import config as configmod
 from isobench import paper as paperlib
+from isobench.pipeline import Plan
 
 from conftest import ROOT
 
@@ -41,6 +44,15 @@ FIGURES = {
     "MySQL throughput and latency": (["mysql"], ["docker_host_volume", "docker_nat_volume", "docker_nat_aufs",
                                                  "kvm"]),
 }
+#: the environments each workload runs on: native and the A/A native_aa everywhere, and the
+#: environments of the paper configurations its figure compares (FIGURES), by the paper's pairs
+TABLE_I = ["native", "native_aa", "lxc_host_volume", "kvm", "kvm_tuned"]
+NETWORK = ["native", "native_aa", "lxc_host_volume", "lxc_nat_volume", "kvm", "kvm_tuned"]
+PAIRS = {**dict.fromkeys(["pxz", "linpack", "stream", "randomaccess"], TABLE_I),
+         **dict.fromkeys(["nuttcp", "netperf_rr", "redis"], NETWORK),
+         **dict.fromkeys(["fio_seq_write", "fio_seq_read", "fio_randread_16", "fio_randread_16x8", "fio_randwrite_16",
+                          "fio_randwrite_16x8", "fio_randrw_32x8"], TABLE_I),
+         "mysql": ["native", "native_aa", "lxc_host_volume", "lxc_nat_volume", "lxc_nat_rootfs", "kvm", "kvm_tuned"]}
 #: our workload -> the report/paper_results.yaml entry its figures are compared with
 PAPER_ENTRY = {"pxz": "pxz", "linpack": "linpack", "stream": "stream", "randomaccess": "randomaccess",
                "nuttcp": "nuttcp", "netperf_rr": "netperf_rr", "fio_seq_read": "fio_seq_read",
@@ -129,6 +141,20 @@ def test_every_paper_configuration_has_an_environment(cfg, paper):
             assert hits, f"{figure}: no environment stands for {conf}"
 
 
+def test_each_workload_runs_on_exactly_the_paper_pairs(cfg):
+    assert {w: list(cfg.environments_of(w)) for w in cfg.run_workloads} == PAIRS
+    assert sum(map(len, PAIRS.values())) == 80                  # per round, with KVM (105 as a product)
+
+
+def test_each_figures_configurations_are_among_its_workloads_environments(cfg, paper):
+    """The pairs cover the figure: every configuration it compares stands for one of the
+    environments of each of its workloads."""
+    for figure, (workloads, configs) in FIGURES.items():
+        for wl in workloads:
+            found = {paperlib.config_for(paper, configs, _manifest(cfg, e))[0] for e in cfg.environments_of(wl)}
+            assert set(configs) <= found, (figure, wl, set(configs) - found)
+
+
 def _manifest(cfg: configmod.Config, env: str) -> dict:
     spec = dict(cfg.environments[env])
     return {"driver": spec.pop("driver"), "settings": spec}
@@ -173,6 +199,8 @@ SHAPE = {"fio": ("rw", "bs", "iodepth", "numjobs", "rwmixread", "latency_percent
 def test_tiny_is_the_same_matrix(cfg):
     tiny = configmod.load(snakemake_config(TINY))
     assert tiny.run_environments == cfg.run_environments and tiny.run_workloads == cfg.run_workloads
+    assert tiny.run_environments_for == cfg.run_environments_for
+    assert _yaml(TINY)["run"]["environments_for"] == _yaml(PAPER)["run"]["environments_for"]
     for env in cfg.run_environments:
         want = dict(cfg.environments[env], **({"accel": "tcg"} if cfg.environments[env]["driver"] == "kvm" else {}))
         assert tiny.environments[env] == want, env
@@ -184,10 +212,42 @@ def test_tiny_is_the_same_matrix(cfg):
     assert tiny.rounds["min"] == tiny.rounds["max"] == 1
 
 
+# -- paper_short.yaml: paper.yaml's matrix and pairs at short sizes, one command -------------------------
+
+def test_short_keeps_the_paper_pairs_and_shortens_every_fio_job(cfg):
+    short = configmod.load(snakemake_config(PAPER, ROOT / "config" / "paper_short.yaml"))
+    assert short.run_workloads == cfg.run_workloads and short.run_environments_for == cfg.run_environments_for
+    fio = [w for w in short.run_workloads if short.workloads[w]["kind"] == "fio"]
+    assert len(fio) == 7 and all(short.workloads[w]["size_mib"] <= 1024 and short.workloads[w]["runtime_s"] <= 5
+                                 for w in fio)
+
+
 # -- end to end: the whole paper matrix at tiny sizes, one round ---------------------------------------
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile")]
 LOCK_BUSY = "another run is measuring on this host"
+
+
+def test_tiny_dry_run_plans_exactly_the_paper_pairs(tmp_path):
+    """`snakemake -n all` of paper_tiny.yaml (a dry run: no host lock, nothing run) plans one
+    run_cell job per planned pair of round 1, each with its own priority. The image checkpoint's
+    outputs are written first, as if provisioned: the cells are planned once the image is known."""
+    prov = tmp_path / "results" / "provision"
+    prov.mkdir(parents=True)
+    (prov / "image.json").write_text(json.dumps({"key": "fake", "content_key": "fake"}))
+    (prov / "host.json").write_text("{}")
+    cmd = [*SNAKEMAKE, "-d", str(tmp_path), "-n", "--cores", "1", "--configfile", str(TINY), "--", "all"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = re.findall(r"^rule run_cell:\n((?:    .*\n)+)", proc.stdout, re.M)
+    cells = [re.search(r"wildcards: env=(\w+), workload=(\w+), round=(\d+)", j).groups() for j in jobs]
+    plan = Plan(configmod.load(snakemake_config(TINY)))
+    want = sorted((e, w, "1") for w in plan.workloads for e in plan.environments_of(w))
+    assert sorted(cells) == want
+    if plan.available_environments == list(plan.config.run_environments):   # tcg: all seven here
+        assert len(cells) == 80
+    prios = [int(re.search(r"priority: (\d+)", j)[1]) for j in jobs]
+    assert len(set(prios)) == len(prios)
 
 
 @pytest.fixture(scope="module")
@@ -214,11 +274,11 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.e2e
-def test_tiny_paper_run_measures_every_workload_on_every_environment(tiny_run):
+def test_tiny_paper_run_measures_every_workload_on_its_environments(tiny_run):
     wd, proc = tiny_run
     cfg = configmod.load(snakemake_config(TINY))
     found = {(p.parts[-3], p.parts[-2]) for p in wd.glob("results/cells/*/*/round-1.parquet")}
-    assert found == {(e, w) for e in cfg.run_environments for w in cfg.run_workloads}
+    assert found == {(e, w) for w in cfg.run_workloads for e in cfg.environments_of(w)}
     df = pd.concat(pd.read_parquet(p) for p in wd.glob("results/cells/*/*/round-1.parquet"))
     measured = df[~df.warmup]
     assert (measured.value > 0).all()
@@ -241,6 +301,9 @@ def test_tiny_paper_run_measures_every_workload_on_every_environment(tiny_run):
     assert {"threads=1", "threads=2"} <= set(cpu[cpu.workload == "mysql"].point)
     summary = pd.read_csv(wd / "results" / "aggregate" / "summary.csv")
     assert set(summary.env) == set(cfg.run_environments) and set(summary.workload) == set(cfg.run_workloads)
+    assert set(zip(summary.env, summary.workload)) == found
+    missing = pd.read_csv(wd / "results" / "aggregate" / "missing.csv", keep_default_na=False)
+    assert not (missing.scope == "cell").any(), missing      # the pairs not planned are not missing
     html = (wd / "results" / "report" / "report.html").read_text()
     for w in cfg.run_workloads:
         assert w in html, w
