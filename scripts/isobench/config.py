@@ -155,10 +155,10 @@ def schema() -> dict[str, Any]:
                     "type": "object", "default": {}, "propertyNames": {"pattern": NAME_PATTERN},
                     "additionalProperties": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
                                              "minItems": 1},
-                    "description": f"per workload (one of run.workloads), the environments it runs on: some of "
-                                   f"run.environments, always with the baseline '{BASELINE}' (every overhead is "
-                                   f"paired with it per round); a workload not named runs on every environment of "
-                                   f"run.environments"},
+                    "description": f"per workload, the environments it runs on (those of them in run.environments), "
+                                   f"always with the baseline '{BASELINE}' (every overhead is paired with it per "
+                                   f"round); a workload not named runs on every environment of run.environments; "
+                                   f"names of defined workloads or environments the run leaves out are ignored"},
             }, description="the matrix: which environments x workloads run (every environment of "
                            "run.environments for each workload, unless run.environments_for names fewer)"),
             "hosts": {"type": "array", "uniqueItems": True, "default": [],
@@ -493,7 +493,7 @@ def load(raw: dict[str, Any] | None) -> Config:
                           f"is required; every overhead is measured against it")
     if envs[BASELINE]["driver"] != "native":
         raise ConfigError(f"config: environments.{BASELINE}.driver: must be 'native' (it is the baseline)")
-    envs_for = _environments_for(run.get("environments_for", {}), run_envs, run_wls)
+    envs_for = _environments_for(run.get("environments_for", {}), envs, wls, run_envs, run_wls)
     lim = _with_defaults(top["limits"]["properties"], raw.get("limits", {}))
     return Config(
         profile=profile,
@@ -516,20 +516,20 @@ def load(raw: dict[str, Any] | None) -> Config:
     )
 
 
-def _environments_for(given: dict[str, list[str]], run_envs: tuple[str, ...],
-                      run_wls: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
-    """Every run workload's environments: its run.environments_for list (checked: a workload of
-    run.workloads, environments of run.environments, the baseline among them), else all of
+def _environments_for(given: dict[str, list[str]], envs: dict[str, Any], wls: dict[str, Any],
+                      run_envs: tuple[str, ...], run_wls: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Every run workload's environments: its run.environments_for list (checked: a defined
+    workload, defined environments, the baseline among them) within run.environments, else all of
     run.environments; in run.environments order either way, so the order a list is written in
-    changes nothing."""
+    changes nothing. A list may name workloads and environments the run leaves out (a narrower
+    ``--config run=...`` over a config with lists still works): they are simply not run."""
     for wl, names in given.items():
         key = f"config: run.environments_for.{wl}"
-        if wl not in run_wls:
-            raise ConfigError(f"{key}: workload '{wl}' is not in run.workloads ({', '.join(run_wls)})")
-        unknown = [e for e in names if e not in run_envs]
+        if wl not in wls:
+            raise ConfigError(f"{key}: workload '{wl}' is not defined (defined: {', '.join(wls)})")
+        unknown = [e for e in names if e not in envs]
         if unknown:
-            raise ConfigError(f"{key}: environment '{unknown[0]}' is not in run.environments "
-                              f"({', '.join(run_envs)})")
+            raise ConfigError(f"{key}: environment '{unknown[0]}' is not defined (defined: {', '.join(envs)})")
         if BASELINE not in names:
             raise ConfigError(f"{key}: the baseline environment '{BASELINE}' is missing: every overhead of "
                               f"'{wl}' is paired with its {BASELINE} cell per round")

@@ -17,7 +17,7 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "driver": (pa.string(), "driver kind: native | lxc | kvm"),
     "workload": (pa.string(), "workload name from the config (e.g. fio_randread)"),
     "kind": (pa.string(), "workload kind (module): compression | fio | ..."),
-    "round": (pa.int32(), "round number, 1-based: a round measures the workload once on every environment, "
+    "round": (pa.int32(), "round number, 1-based: a round measures the workload once on each of its environments, "
                           "back to back in a random order; each cell is a fresh instance"),
     "iteration": (pa.int32(), "iteration within the cell, 1-based, warm-ups first"),
     "warmup": (pa.bool_(), "true for warm-up iterations (recorded, never counted)"),

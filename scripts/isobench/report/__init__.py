@@ -12,8 +12,8 @@ table sorted.
 Layout, top to bottom: the at-a-glance figure, the precision reached, the summary table (each
 environment as "% slower/faster than native" with its CI; emulated environments say "emulated"),
 environments and their status, missing cells, one section per workload (figure, numbers, paper
-comparison, rerun command), the CPU cost (table and figures), the A/A noise floor, and the methods (host, environments as seen from
-inside, tools, run settings, dates, statistics).
+comparison, rerun command), the CPU cost (table and figures), the A/A noise floor, and the methods
+(host, environments as seen from inside, tools, run settings, dates, statistics).
 
 Emulated (TCG) environments are labelled "emulated" in every table, figure and heading they appear
 in, and never get a paper-KVM comparison.
