@@ -227,15 +227,21 @@ def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure 
     return fig
 
 
+def latency_families(metrics: list[str]) -> dict[str, list[tuple[float, str]]]:
+    """Latency percentile metrics by family (``read_lat``): (percentile, metric) pairs."""
+    families: dict[str, list[tuple[float, str]]] = {}
+    for m in metrics:
+        prefix, pct = percentile_of(m)
+        families.setdefault(prefix, []).append((pct, m))
+    return families
+
+
 def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figure | None:
     """Latency percentiles (p50, p99, ...) per environment, one panel per latency family."""
     s = data.summary[(data.summary["workload"] == workload) & data.summary["metric"].isin(metrics)]
     if s.empty:
         return None
-    families: dict[str, list[tuple[float, str]]] = {}
-    for m in metrics:
-        prefix, pct = percentile_of(m)
-        families.setdefault(prefix, []).append((pct, m))
+    families = latency_families(metrics)
     colors = env_colors(data)
     envs = [e for e in data.envs() if e in set(s["env"])]
     fig, axes = _grid(len(families))
@@ -293,10 +299,7 @@ def figure_latency_cdf(data: ReportData, workload: str, metrics: list[str]) -> F
                      & (data.summary["point"] == "")]
     if s.empty:
         return None
-    families: dict[str, list[tuple[float, str]]] = {}
-    for m in metrics:
-        prefix, pct = percentile_of(m)
-        families.setdefault(prefix, []).append((pct, m))
+    families = latency_families(metrics)
     colors = env_colors(data)
     envs = [e for e in data.envs() if e in set(s["env"])]
     fig, axes = _grid(len(families), ncols=1, w=10.0, h=4.4)
