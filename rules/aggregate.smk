@@ -7,7 +7,7 @@
 
 rule aggregate:
     input:
-        cells=lambda w: [c for wl in PLAN.workloads for c in final_cells(wl, host_of(w))],
+        cells=lambda w: final_cells(host_of(w)),
         batches=expand(f"{HOSTED}/rounds/{{workload}}/final.json", workload=PLAN.workloads, allow_missing=True),
         envs=expand(f"{HOSTED}/provision/{{env}}.json", env=PLAN.environments, allow_missing=True),
         workloads="results/provision/workloads.json",

@@ -1,10 +1,11 @@
-# collect: raw tool output -> one tidy Parquet file per cell (schema: scripts/isobench/schema.py).
-# On a cluster it runs where Snakemake runs (localrule), on the shared results directory.
+# collect: raw tool output -> one tidy Parquet file per cell (schema: scripts/isobench/schema.py),
+# from the cell's directory in its round's raw output. On a cluster it runs where Snakemake runs
+# (localrule), on the shared results directory.
 
 
 rule collect_cell:
     input:
-        f"{HOSTED}/raw/{{env}}/{{workload}}/round-{{round}}",
+        f"{HOSTED}/raw/{{workload}}/round-{{round}}",
     output:
         f"{HOSTED}/cells/{{env}}/{{workload}}/round-{{round}}.parquet",
     log:

@@ -54,41 +54,86 @@ def on_finish(success):
     pipeline.finish(CFG, success, REPORT_HTML)
 
 
-# -- rounds (rules/rounds.smk): which rounds a workload's batch measures, from the batch records --
-def batch_first_last(wildcards):
-    """Rounds (first, last) that batch {batch} of {workload} measures."""
-    k = int(wildcards.batch)
-    if k == 0:
-        return 1, CFG.round_policy(wildcards.workload).min_rounds
-    prev = read_batch(wildcards.workload, k - 1, host_of(wildcards))
-    return prev["rounds"] + 1, prev["rounds"] + prev["next"]
-
-
-def read_batch(workload, k, host=None):
-    with open(checkpoints.round_batch.get(workload=workload, batch=k, **on_host(host)).output[0]) as f:
+# -- rounds (rules/rounds.smk): which rounds each batch measures, on which environments, from the
+# schedule records (one per batch, for every workload of the run) --
+def read_schedule(k, host=None):
+    with open(checkpoints.schedule_rounds.get(batch=k, **on_host(host)).output[0]) as f:
         return json.load(f)
 
 
-def final_batch(workload, host=None):
-    """The last batch of a workload (the one that said done) and its record."""
+def schedules(host=None):
+    """The schedule records, batch by batch, up to the final one (done)."""
     k = 0
     while True:
-        record = read_batch(workload, k, host)
+        record = read_schedule(k, host)
+        yield k, record
         if record["done"]:
-            return k, record
+            return
         k += 1
 
 
+def batch_rounds(k, host=None):
+    """workload -> (first, last, environments) of the rounds batch ``k`` measures."""
+    if k == 0:
+        return {w: (1, CFG.round_policy(w).min_rounds, PLAN.environments_of(w)) for w in PLAN.workloads}
+    prev = read_schedule(k - 1, host)["workloads"]
+    return {w: (r["rounds"] + 1, r["rounds"] + r["next"], r["measure"]) for w, r in prev.items() if r["next"] > 0}
+
+
+def round_envs(workload, rnd, host=None):
+    """The environments round ``rnd`` of ``workload`` measures (later batches: only those whose
+    comparisons are still undecided, with native)."""
+    k = 0
+    while True:
+        first, last, envs = batch_rounds(k, host).get(workload, (0, -1, []))
+        if first <= rnd <= last:
+            return [e for e in PLAN.environments_of(workload) if e in envs]
+        if k > 0 and read_schedule(k - 1, host)["done"]:
+            raise ValueError(f"round {rnd} of {workload} is in no batch")
+        k += 1
+
+
+def rounds_measured(k, host=None):
+    """workload -> the rounds it has once batch ``k`` is measured."""
+    if k == 0:
+        return {w: CFG.round_policy(w).min_rounds for w in PLAN.workloads}
+    prev = read_schedule(k - 1, host)["workloads"]
+    return {w: r["rounds"] + r["next"] for w, r in prev.items()}
+
+
+def measured_cells(k, host=None):
+    """The cells of every round measured up to and including batch ``k``."""
+    cells = []
+    for j in range(k + 1):
+        for w, (first, last, envs) in batch_rounds(j, host).items():
+            for r in range(first, last + 1):
+                cells += PLAN.round_cells(w, r, [e for e in PLAN.environments_of(w) if e in envs], host)
+    return cells
+
+
 def batch_cells(wildcards):
-    _, last = batch_first_last(wildcards)
-    return PLAN.round_cells(wildcards.workload, 1, last, host_of(wildcards))
+    return measured_cells(int(wildcards.batch), host_of(wildcards))
 
 
 def previous_batch(wildcards):
     k = int(wildcards.batch)
-    return [] if k == 0 else [f"{PLAN.base(host_of(wildcards))}/rounds/{wildcards.workload}/batch-{k - 1}.json"]
+    return [] if k == 0 else [f"{PLAN.base(host_of(wildcards))}/rounds/batch-{k - 1}.json"]
 
 
-def final_cells(workload, host=None):
-    _, record = final_batch(workload, host)
-    return PLAN.round_cells(workload, 1, record["rounds"], host)
+def final_batch(host=None):
+    """The number of the last batch (the one that said done)."""
+    return max(k for k, _ in schedules(host))
+
+
+def final_cells(host=None):
+    return measured_cells(final_batch(host), host)
+
+
+def round_wildcards(wildcards):
+    """The round job's environments, as its params see them."""
+    return round_envs(wildcards.workload, int(wildcards.round), host_of(wildcards))
+
+
+def round_warmups(wildcards):
+    base = PLAN.base(host_of(wildcards))
+    return [ancient(f"{base}/warmup/{e}.json") for e in round_wildcards(wildcards)]

@@ -1,41 +1,39 @@
-# rounds: how many rounds each workload gets (on a cluster: on each host). A round measures the
-# workload on each of its environments (PLAN.environments_of) back to back in a random order
-# (priorities: PLAN.cell_priority).
-# After each batch of rounds the checkpoint decides from the measured cells whether the overheads
-# reached their precision target or a cap (scripts/isobench/rounds.py); if not, the next batch's
-# cells join the DAG. Every cached round is reused; adding rounds never re-measures one. The
-# functions that read the batch records are in rules/common.smk.
+# rounds: how many rounds each workload gets, and on which environments (on a cluster: on each
+# host). After each batch of rounds the checkpoint decides from the measured cells, for every
+# workload, whether its comparisons are decided (scripts/isobench/rounds.py) and where the rest of
+# the time budget goes (scripts/isobench/schedule.py); the next batch's rounds join the DAG. Every
+# cached round is reused; adding rounds never re-measures one. The functions that read the
+# schedule records are in rules/common.smk.
 
 
-checkpoint round_batch:
+checkpoint schedule_rounds:
     input:
         cells=batch_cells,
         previous=previous_batch,
     output:
-        f"{HOSTED}/rounds/{{workload}}/batch-{{batch}}.json",
+        f"{HOSTED}/rounds/batch-{{batch}}.json",
     log:
-        f"{HOSTED}/logs/round_batch/{{workload}}/batch-{{batch}}.log",
+        f"{HOSTED}/logs/schedule_rounds/batch-{{batch}}.log",
     localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
         bench=1,
     params:
-        policy=lambda w: CFG.round_policy(w.workload).as_dict(),
-        rounds=lambda w: batch_first_last(w)[1],
-        primary=lambda w: PLAN.primary_metrics(w.workload),
+        policies={w: CFG.round_policy(w).as_dict() for w in PLAN.workloads},
+        rounds=lambda w: rounds_measured(int(w.batch), host_of(w)),
+        environments={w: PLAN.environments_of(w) for w in PLAN.workloads},
+        primary={w: PLAN.primary_metrics(w) for w in PLAN.workloads},
         emulated=PLAN.emulated_environments(),
+        budget_s=CFG.budget_s,
         code=PLAN.stats_code(),
     script:
-        "../scripts/round_batch.py"
+        "../scripts/schedule_rounds.py"
 
 
-# One per workload (and host), so that every workload's chain of batches is planned on its own
-# (the DAG shows the next batch of each workload, and rounds stay interleaved across workloads).
 rule rounds_final:
     input:
-        cells=lambda w: final_cells(w.workload, host_of(w)),
-        batch=lambda w: f"{PLAN.base(host_of(w))}/rounds/{w.workload}/batch-{final_batch(w.workload, host_of(w))[0]}.json",
+        batch=lambda w: f"{PLAN.base(host_of(w))}/rounds/batch-{final_batch(host_of(w))}.json",
     output:
         f"{HOSTED}/rounds/{{workload}}/final.json",
     log:
@@ -43,5 +41,5 @@ rule rounds_final:
     localrule: True
     conda:
         "../envs/analysis.yaml"
-    shell:
-        "cp {input.batch} {output} 2> {log}"
+    script:
+        "../scripts/rounds_final.py"

@@ -1,4 +1,5 @@
-"""Snakemake entry (rule collect_cell): raw outputs of one cell -> tidy Parquet."""
+"""Snakemake entry (rule collect_cell): raw outputs of one cell (its directory in the round's raw
+output) -> tidy Parquet."""
 
 import logging
 from pathlib import Path
@@ -14,4 +15,4 @@ def main(raw_dir: str, out: str) -> None:
 
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
-    run_step(lambda: main(sm.input[0], sm.output[0]), sm.log[0])
+    run_step(lambda: main(str(Path(sm.input[0]) / sm.wildcards.env), sm.output[0]), sm.log[0])

@@ -88,9 +88,11 @@ def schema() -> dict[str, Any]:
                                description="rounds every workload gets before its precision is checked (an "
                                            "overhead needs at least 5 for an interval)"),
                 "max": integer(1, 1000, default=40, description="cap: rounds per workload, flagged ones included"),
-                "budget_minutes": positive(default=5,
-                                           description="cap: wall time of a workload's cells (all rounds); no round "
-                                                       "is started that the estimate says would exceed it"),
+                "budget_minutes": positive(default=30,
+                                           description="the run's time box: measuring time of all rounds of all "
+                                                       "workloads together; after each batch the rest goes where a "
+                                                       "decision is nearest for the time it costs, and no round is "
+                                                       "started that the estimate says would exceed it"),
                 "max_pair_gap_minutes": positive(default=120,
                                                  description="an environment's cell and the baseline cell of its round "
                                                              "pair only if they started at most this far apart (a "
@@ -119,6 +121,11 @@ def schema() -> dict[str, Any]:
             "settle_s": number(0, 60, default=0,
                                description="before a cell's first iteration: sync, then this many seconds idle "
                                            "(dirty pages of the previous cell written, the host quiet)"),
+            "order": {"enum": ["interleaved", "sequential"], "default": "interleaved",
+                      "description": "how a round's cells are placed in time: interleaved (every environment's "
+                                     "instance alive and warmed up once, then the measured iterations in blocks "
+                                     "of one per environment, in a random order per block: pairs seconds apart) "
+                                     "or sequential (one whole cell after another, minutes apart)"},
             "warmup_iterations": integer(0, 100, default=1,
                                          description="iterations run first in every cell, recorded and flagged, "
                                                      "never counted"),
@@ -242,6 +249,7 @@ class Config:
     iterations: int
     warmup_iterations: int
     settle_s: float
+    order: str
     host_change: str
     paths: StatePaths
     limits: Limits
@@ -309,6 +317,11 @@ class Config:
                            max_canary_change_pct=float(self.sentinel["max_canary_change_pct"]),
                            max_pair_gap_s=float(r["max_pair_gap_minutes"]) * 60)
 
+    @property
+    def budget_s(self) -> float:
+        """The run's measuring time box (rounds.budget_minutes), in seconds."""
+        return float(self.rounds["budget_minutes"]) * 60
+
     def availability(self, env: str) -> Availability:
         return self.driver(env).availability()
 
@@ -323,7 +336,7 @@ class Config:
         return self.workload(name).to_param()
 
     def measure(self) -> Measure:
-        return Measure(self.iterations, self.warmup_iterations, self.settle_s)
+        return Measure(self.iterations, self.warmup_iterations, self.settle_s, self.order)
 
     def measure_settings(self) -> dict[str, Any]:
         return self.measure().to_param()
@@ -504,6 +517,7 @@ def load(raw: dict[str, Any] | None) -> Config:
         iterations=raw.get("iterations", top["iterations"]["default"]),
         warmup_iterations=raw.get("warmup_iterations", top["warmup_iterations"]["default"]),
         settle_s=float(raw.get("settle_s", top["settle_s"]["default"])),
+        order=raw.get("order", top["order"]["default"]),
         host_change=raw.get("host_change", top["host_change"]["default"]),
         paths=StatePaths(Path(state_dir)),
         limits=Limits(lim["cpus"], lim["memory_mib"]),

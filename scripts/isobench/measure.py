@@ -12,6 +12,9 @@ class Measure:
     iterations: int
     warmup_iterations: int
     settle_s: float = 0.0
+    #: how a round's cells are placed in time: "interleaved" (instances alive together, measured
+    #: iterations in blocks of one per environment) or "sequential" (one whole cell after another)
+    order: str = "interleaved"
 
     def to_param(self) -> dict[str, Any]:
         return asdict(self)

@@ -29,3 +29,11 @@ def round_order(envs: Iterable[str], workload: str, rnd: int, seed: int) -> list
     envs = sorted(envs)
     perm = group_rng(seed, "round-order", workload, rnd).permutation(len(envs))
     return [envs[i] for i in perm]
+
+
+def block_order(envs: Iterable[str], workload: str, rnd: int, block: int, seed: int) -> list[str]:
+    """The environments of one block of an interleaved round (one measured iteration each) in their
+    order: a permutation drawn from (seed, workload, round, block)."""
+    envs = sorted(envs)
+    perm = group_rng(seed, "block-order", workload, rnd, block).permutation(len(envs))
+    return [envs[i] for i in perm]

@@ -89,10 +89,9 @@ class Plan:
     def cell_path(self, env: str, workload: str, rnd: int, host: str | None = None) -> str:
         return f"{self.base(host)}/cells/{env}/{workload}/round-{rnd}.parquet"
 
-    def round_cells(self, workload: str, first: int, last: int, host: str | None = None) -> list[str]:
-        """The cells of rounds first..last of one workload, on each of its environments."""
-        return [self.cell_path(e, workload, r, host) for r in range(first, last + 1)
-                for e in self.environments_of(workload)]
+    def round_cells(self, workload: str, rnd: int, envs: list[str], host: str | None = None) -> list[str]:
+        """The cells of round ``rnd`` of one workload on ``envs``."""
+        return [self.cell_path(e, workload, rnd, host) for e in envs]
 
     @property
     def baseline(self) -> str:
@@ -116,24 +115,15 @@ class Plan:
         return f"--nodelist={host} --exclusive" if self.config.cluster and host else ""
 
     def round_order(self, workload: str, rnd: int) -> list[str]:
-        """The workload's environments in one round, in the order they are measured (isobench.rounds)."""
+        """The workload's environments in one round, in the order they are started (isobench.order)."""
         return order.round_order(self.environments_of(workload), workload, rnd, self.config.seed)
 
-    def cell_priority(self, env: str, workload: str, rnd: int) -> int:
-        """Snakemake priority of a cell's measurement: round by round, within a round workload by
-        workload, within a workload the round's random environment order. So the cells an overhead
-        compares run back to back, seconds to minutes apart: a host whose speed drifts (CPU credits,
-        thermal limits, neighbours) moves native and the others alike, and no environment always
-        runs first or after the same one. All below SETUP_PRIORITY (the warmups run first) and
-        above 0 (collecting and the round decisions wait for the measurements). Every workload x
-        round gets a block as large as all defined environments, whatever its own list, its
-        unplanned pairs after the planned: the order stays strict and no two cells share a
-        priority."""
-        envs, wls = list(self.config.environments), self.workloads
-        order = self.round_order(workload, rnd)
-        rest = [e for e in envs if e not in order]
-        pos = order.index(env) if env in order else len(order) + rest.index(env)
-        rank = ((rnd - 1) * len(wls) + wls.index(workload)) * len(envs) + pos
+    def round_priority(self, workload: str, rnd: int) -> int:
+        """Snakemake priority of a round's measurement: round by round, within a round workload by
+        workload (the environments of a round are measured together, in one job). All below
+        SETUP_PRIORITY (the warmups run first) and above 0 (collecting and the round decisions wait
+        for the measurements); no two rounds share a priority."""
+        rank = (rnd - 1) * len(self.workloads) + self.workloads.index(workload)
         return max(1, SETUP_PRIORITY - 1 - rank)
 
     def emulated_environments(self) -> list[str]:
@@ -190,15 +180,18 @@ class Plan:
             mods.append(codehash.module_of(DRIVER_KINDS[self.config.environments[env]["driver"]]))
         return mods
 
-    def cell_code(self, env: str, workload: str) -> str:
-        """The code a cell's numbers depend on: its workload module, its driver and the native
-        driver (host-side clients), the sentinel, with everything each imports from the project,
-        less the parser code (codehash.measure_hash: a parser fix re-collects, never re-measures),
-        plus the cell runner's own source (not its imports: it imports every workload and driver)."""
-        mods = [*self._modules(env, workload), codehash.module_of(drivers.HOST_CLIENT), "isobench.sentinel",
-                "isobench.image"]
+    def round_code(self, envs: list[str], workload: str) -> str:
+        """The code a round's numbers depend on: its workload module, the drivers of its environments
+        and the native driver (host-side clients), the sentinel, with everything each imports from
+        the project, less the parser code (codehash.measure_hash: a parser fix re-collects, never
+        re-measures), plus the round runner's own source and the order it draws (not the runner's
+        imports: it imports every workload and driver)."""
+        mods = [codehash.module_of(WORKLOAD_KINDS[self.config.workloads[workload]["kind"]]),
+                *sorted({codehash.module_of(DRIVER_KINDS[self.config.environments[e]["driver"]]) for e in envs}),
+                codehash.module_of(drivers.HOST_CLIENT), "isobench.sentinel", "isobench.image"]
         r = self.code_root
-        return f"code:{codehash.measure_hash(*mods, root=r)}+{codehash.source_hash(['isobench.cell'], root=r)}"
+        own = codehash.source_hash(["isobench.cell", "isobench.order", "isobench.measure"], root=r)
+        return f"code:{codehash.measure_hash(*mods, root=r)}+{own}"
 
     def parser_code(self, workload: str) -> str:
         """The code a cell's rows depend on: the workload's parser (its module's import closure)
@@ -208,7 +201,7 @@ class Plan:
         return f"parser:{codehash.closure_hash(*self._modules(None, workload), root=r)}+{own}"
 
     def stats_code(self) -> str:
-        return f"code:{codehash.closure_hash('isobench.aggregate', 'isobench.rounds', root=self.code_root)}"
+        return f"code:{codehash.closure_hash('isobench.aggregate', 'isobench.schedule', root=self.code_root)}"
 
     @staticmethod
     def image_key(manifest_path: str) -> str:

@@ -324,6 +324,12 @@ class Driver(ABC):
     def start(self, name: str) -> Instance:
         """Start a fresh instance called ``name`` (removing a stale one of that name first)."""
 
+    def held_memory_mib(self) -> int:
+        """Host memory an instance holds while it is alive, whatever runs in it (a guest's RAM; 0
+        where limits are only a cap, as for containers): a round keeps only as many instances
+        alive together as the host's free memory allows."""
+        return 0
+
     def check_resources(self, inside: dict[str, Any]) -> None:
         """Raise InstanceError unless the instance sees the CPUs it was given (``inside`` is
         Instance.describe()); a driver whose instances see more checks more."""

@@ -70,12 +70,35 @@ def ensure_nat_chain() -> None:
             _ipt("-t", "nat", "-I", hook, "-j", NAT_CHAIN)
 
 
-def add_dnat(host_ip: str, port: int, target_ip: str, tag: str) -> None:
-    """Publish target_ip:port on host_ip:port for TCP and UDP, tagged with the instance name."""
+def published_ports(host_ip: str) -> set[int]:
+    """The host ports of ``host_ip`` our DNAT chain already publishes."""
+    if _ipt("-t", "nat", "-nL", NAT_CHAIN, check=False).returncode != 0:
+        return set()
+    rules = _ipt("-t", "nat", "-S", NAT_CHAIN).stdout.decode().splitlines()
+    return {int(r.split("--dport ")[1].split()[0]) for r in rules
+            if f"-d {host_ip}/32 " in r and "--dport " in r}
+
+
+def free_host_port(port: int, taken: set[int], step: int = 1000) -> int:
+    """The host port to publish ``port`` on: ``port`` itself, or the first of port + k x step that
+    is not taken (instances of one round alive together each get their own, as Docker's -p)."""
+    p = port
+    while p in taken:
+        p += step
+        if p > 65535:
+            raise ValueError(f"no free host port for {port}")
+    return p
+
+
+def add_dnat(host_ip: str, port: int, target_ip: str, tag: str) -> int:
+    """Publish target_ip:port on a free host port of host_ip (TCP and UDP), tagged with the instance
+    name; return the host port."""
     ensure_nat_chain()
+    host_port = free_host_port(port, published_ports(host_ip))
     for proto in ("tcp", "udp"):
-        _ipt("-t", "nat", "-A", NAT_CHAIN, "-d", f"{host_ip}/32", "-p", proto, "--dport", str(port),
+        _ipt("-t", "nat", "-A", NAT_CHAIN, "-d", f"{host_ip}/32", "-p", proto, "--dport", str(host_port),
              "-m", "comment", "--comment", tag, "-j", "DNAT", "--to-destination", f"{target_ip}:{port}")
+    return host_port
 
 
 def remove_dnat(tag: str | None = None) -> int:
@@ -98,3 +121,11 @@ def remove_dnat(tag: str | None = None) -> int:
                 pass
         _ipt("-t", "nat", "-X", NAT_CHAIN, check=False)
     return removed
+
+
+def loopback_for(name: str) -> str:
+    """A loopback address of its own for an instance on the host's network (native, ``net: host``):
+    instances of one round alive together then serve the same port without colliding. Stable per
+    name, in 127.0.0.0/8 (all of it is the host's lo) and never 127.0.0.1."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return f"127.{digest[0]}.{digest[1]}.{2 + digest[2] % 253}"

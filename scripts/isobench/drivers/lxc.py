@@ -86,7 +86,7 @@ class LxcInstance(Instance):
         self.net = driver.options.get("net", "bridge")
         self.ip = self.mac = self.gateway = None
         self.subnet = driver.subnet
-        self._published: set[int] = set()
+        self._published: dict[int, int] = {}   # port inside -> host port it is published on
         self.limits_seen: dict[str, str] = {}
         try:
             self._create(driver)
@@ -183,17 +183,16 @@ class LxcInstance(Instance):
 
     def endpoint(self, port: int) -> Endpoint:
         if self.net == "host":
-            return Endpoint("127.0.0.1", port)
+            return Endpoint(self.bind_address, port)
         if self.net == "nat":
             if port not in self._published:
-                hostnet.add_dnat(self.gateway, port, self.ip, self.name)
-                self._published.add(port)
-            return Endpoint(self.gateway, port)
+                self._published[port] = hostnet.add_dnat(self.gateway, port, self.ip, self.name)
+            return Endpoint(self.gateway, self._published[port])
         return Endpoint(self.ip, port)
 
     @property
     def bind_address(self) -> str:
-        return "127.0.0.1" if self.net == "host" else self.ip
+        return hostnet.loopback_for(self.name) if self.net == "host" else self.ip
 
     def describe(self) -> dict[str, Any]:
         seen = super().describe()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..hostinfo import hosts_file
 from ..util import run
+from .hostnet import loopback_for
 from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Driver, Endpoint, Instance
 from .mounts import mount_overlay, remove_tree
 
@@ -43,11 +44,11 @@ class NativeInstance(Instance):
         return self._host_exec(cmd, timeout, input, argv[0])
 
     def endpoint(self, port: int) -> Endpoint:
-        return Endpoint("127.0.0.1", port)
+        return Endpoint(self.bind_address, port)
 
     @property
     def bind_address(self) -> str:
-        return "127.0.0.1"
+        return loopback_for(self.name)
 
     def _teardown(self) -> None:
         remove_tree(self.base)

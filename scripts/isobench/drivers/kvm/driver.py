@@ -307,6 +307,10 @@ class KvmDriver(Driver):
         self.paths.instances.mkdir(parents=True, exist_ok=True)
         return KvmInstance(name, self, artifacts)
 
+    def held_memory_mib(self) -> int:
+        """A guest's RAM is the host's while it runs (no ballooning, no overcommit here)."""
+        return self.limits.memory_mib
+
     def settings(self) -> dict[str, Any]:
         labels = self.availability().labels
         accel, tuning = labels.get("accel", "unavailable"), self.option("tuning")
