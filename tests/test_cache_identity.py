@@ -1,8 +1,9 @@
-"""A cell's cache identity is everything its numbers depend on, and nothing else.
+"""A round's cache identity is everything its numbers depend on, and nothing else.
 
-The code each cell, each collect and the aggregate depend on is hashed from an edited copy of the
-package (Plan.code_root), so each edit's reach is measured exactly: which cells would re-measure
-(cell_code) and which would re-collect (parser_code). The host check and the image content key are
+The code each round, each collect and the aggregate depend on is hashed from an edited copy of the
+package (Plan.code_root), so each edit's reach is measured exactly: which rounds would re-measure
+(round_code, per workload and set of environments) and which would re-collect
+(parser_code). The host check and the image content key are
 tested on their own; tests/test_cache_e2e.py runs the same changes through Snakemake.
 """
 
@@ -20,6 +21,8 @@ from conftest import ROOT, variant
 
 PKG = ROOT / "scripts" / "isobench"
 ENVS = ["native", "lxc_bridge", "lxc_host", "kvm"]
+#: the sets of environments a round may measure: all, or (later batches) only some with native
+ROUND_SETS = {"all": ENVS, "no-lxc": ["native", "kvm"], "lxc": ["native", "lxc_host"]}
 
 
 @pytest.fixture
@@ -32,7 +35,7 @@ def copy(tmp_path):
 def identities(raw: dict, root: Path | None) -> dict:
     codehash.cache_clear()
     plan = pipeline.Plan(config.load(raw), code_root=root)
-    return {"cell": {(e, w): plan.cell_code(e, w) for e in ENVS for w in plan.workloads},
+    return {"cell": {(k, w): plan.round_code(envs, w) for k, envs in ROUND_SETS.items() for w in plan.workloads},
             "parser": {w: plan.parser_code(w) for w in plan.workloads}, "stats": plan.stats_code()}
 
 
@@ -51,7 +54,7 @@ def test_a_command_change_re_measures_exactly_that_workload(default_raw, copy):
     edit(copy / "workloads" / "compression.py", "xz -T{p['threads']} -{p['level']} -c",
          "xz -T{p['threads']} -{p['level']} -vc")
     after = identities(default_raw, copy)
-    assert changed(before, after, "cell") == {(e, "compression") for e in ENVS}
+    assert changed(before, after, "cell") == {(k, "compression") for k in ROUND_SETS}
     assert changed(before, after, "parser") == {"compression"}     # re-measured cells are re-collected
     assert after["stats"] == before["stats"]
 
@@ -72,11 +75,11 @@ def test_a_shared_server_helper_re_measures_the_server_workloads(default_raw, co
     assert {w for _, w in changed(before, after, "cell")} == {"net_bandwidth", "net_latency", "redis", "mysql"}
 
 
-def test_a_driver_change_re_measures_only_its_environments(default_raw, copy):
+def test_a_driver_change_re_measures_only_the_rounds_of_its_environments(default_raw, copy):
     before = identities(default_raw, copy)
     edit(copy / "drivers" / "lxc.py", 'class LxcDriver(Driver):', 'class LxcDriver(Driver):\n    EDITED = 1')
     after = identities(default_raw, copy)
-    assert {e for e, _ in changed(before, after, "cell")} == {"lxc_bridge", "lxc_host"}
+    assert {k for k, _ in changed(before, after, "cell")} == {"all", "lxc"}
     assert changed(before, after, "parser") == set()
 
 
@@ -108,7 +111,7 @@ def test_the_subnet_is_part_only_of_environments_that_use_it(default_raw):
 
 def test_a_workloads_environment_list_is_part_of_no_cell(default_raw):
     """run.environments_for changes which cells a workload has, nothing of any cell: every cell
-    both configs plan has the same params (run_cell's, collect_cell's), and every other workload
+    both configs plan has the same params (run_round's, collect_cell's), and every other workload
     the same cells and round decision params (its batches are not re-decided)."""
     def plan(envs_for):
         run = {"environments": ["native", "native_aa", "lxc_bridge", "lxc_host"],
@@ -117,12 +120,13 @@ def test_a_workloads_environment_list_is_part_of_no_cell(default_raw):
 
     def cells(p):
         return {(e, w): {"settings": p.config.env_settings(e), "workload": p.config.workload_params(w),
-                         "measure": p.config.measure_settings(), "code": p.cell_code(e, w),
+                         "measure": p.config.measure_settings(), "code": p.round_code([e], w),
                          "parser": p.parser_code(w)}
                 for w in p.workloads for e in p.environments_of(w)}
 
     def decisions(p, w):
-        return {"cells": p.round_cells(w, 1, 5), "policy": p.config.round_policy(w), "primary": p.primary_metrics(w),
+        return {"cells": p.round_cells(w, 1, p.environments_of(w)), "policy": p.config.round_policy(w),
+                "primary": p.primary_metrics(w),
                 "emulated": p.emulated_environments(), "code": p.stats_code()}
 
     before, after = plan({}), plan({"stream": ["native", "lxc_host"]})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -191,24 +190,21 @@ def test_config_comments_name_only_existing_keys(default_raw):
     assert re.search(r"^profile: quick$", (ROOT / "config" / "config.yaml").read_text(), re.M)
 
 
-def test_cells_are_measured_round_by_round_in_a_random_order(default_raw):
-    """Round by round; in a round each workload on every environment back to back, the environments
-    in an order drawn per round from the seed; warmups first, collecting and decisions after."""
+def test_rounds_are_measured_round_by_round_in_a_random_order(default_raw):
+    """Round by round, in a round workload by workload (one job measures a workload's round on all
+    its environments); the environments of a round in an order drawn per round from the seed;
+    warmups first, collecting and decisions after."""
     from isobench.pipeline import SETUP_PRIORITY, Plan
     envs = ["native", "native_aa", "lxc_bridge", "lxc_host"]
     raw = variant(default_raw, run={"environments": envs, "workloads": ["compression", "stream"]})
     plan = Plan(config.load(raw))
-    cells = [(e, w, r) for r in (1, 2, 3) for w in ("compression", "stream") for e in envs]
-    order = sorted(cells, key=lambda c: -plan.cell_priority(*c))
-    for i in range(0, len(order), len(envs)):       # blocks of one workload x round
-        block = order[i:i + len(envs)]
-        assert len({(w, r) for _, w, r in block}) == 1 and sorted(e for e, *_ in block) == sorted(envs)
-        _, w, r = block[0]
-        assert [e for e, *_ in block] == plan.round_order(w, r)
-    assert [(w, r) for _, w, r in order[::len(envs)]] == [("compression", 1), ("stream", 1), ("compression", 2),
-                                                           ("stream", 2), ("compression", 3), ("stream", 3)]
+    rounds = [(w, r) for r in (1, 2, 3) for w in ("compression", "stream")]
+    order = sorted(rounds, key=lambda c: -plan.round_priority(*c))
+    assert order == [("compression", 1), ("stream", 1), ("compression", 2), ("stream", 2), ("compression", 3),
+                     ("stream", 3)]
+    assert all(sorted(plan.round_order(w, r)) == sorted(envs) for w, r in rounds)
     assert len({tuple(plan.round_order("compression", r)) for r in range(1, 30)}) > 5   # drawn, not rotated
-    prios = [plan.cell_priority(*c) for c in cells]
+    prios = [plan.round_priority(*c) for c in rounds]
     assert len(set(prios)) == len(prios) and min(prios) > 0 and max(prios) < SETUP_PRIORITY
     other = Plan(config.load(variant(raw, seed=7)))
     assert [other.round_order("compression", r) for r in range(1, 10)] != [
@@ -228,9 +224,10 @@ def test_a_restricted_workload_is_planned_on_its_own_environments(default_raw):
     every = ["native", "native_aa", "lxc_bridge", "lxc_host"]
     assert plan.environments_of("stream") == ["native", "lxc_host"]
     assert plan.environments_of("compression") == plan.environments_of("redis") == every
-    assert plan.round_cells("stream", 2, 3) == [f"results/cells/{e}/stream/round-{r}.parquet"
-                                                for r in (2, 3) for e in ("native", "lxc_host")]
-    assert plan.round_cells("redis", 1, 1) == [f"results/cells/{e}/redis/round-1.parquet" for e in every]
+    assert plan.round_cells("stream", 2, plan.environments_of("stream")) == [
+        f"results/cells/{e}/stream/round-2.parquet" for e in ("native", "lxc_host")]
+    assert plan.round_cells("redis", 1, plan.environments_of("redis")) == [
+        f"results/cells/{e}/redis/round-1.parquet" for e in every]
     for r in range(1, 20):
         assert sorted(plan.round_order("stream", r)) == ["lxc_host", "native"]
         assert sorted(plan.round_order("compression", r)) == sorted(every)
@@ -238,24 +235,6 @@ def test_a_restricted_workload_is_planned_on_its_own_environments(default_raw):
                                                                          ("lxc_host", "native")}
     assert plan.run_record()["environments_for"] == {"compression": every, "stream": ["native", "lxc_host"],
                                                      "redis": every}
-
-
-def test_restricted_workloads_keep_the_strict_round_by_round_order(default_raw):
-    """Round by round, workload by workload, each block the workload's own environments in its
-    round's order, with no two cells of the same priority (an unplanned pair included)."""
-    from isobench.pipeline import SETUP_PRIORITY
-    plan = _restricted_plan(default_raw)
-    wls = plan.workloads
-    cells = [(e, w, r) for r in (1, 2, 3) for w in wls for e in plan.environments_of(w)]
-    order = sorted(cells, key=lambda c: -plan.cell_priority(*c))
-    blocks = [list(g) for _, g in itertools.groupby(order, key=lambda c: (c[1], c[2]))]
-    assert [(b[0][1], b[0][2]) for b in blocks] == [(w, r) for r in (1, 2, 3) for w in wls]
-    for block in blocks:
-        _, w, r = block[0]
-        assert [e for e, *_ in block] == plan.round_order(w, r)
-    unplanned = [(e, "stream", r) for r in (1, 2, 3) for e in ("native_aa", "lxc_bridge")]
-    prios = [plan.cell_priority(*c) for c in cells + unplanned]
-    assert len(set(prios)) == len(prios) and min(prios) > 0 and max(prios) < SETUP_PRIORITY
 
 
 def test_an_environment_no_workload_runs_on_is_not_provisioned(default_raw):
@@ -273,7 +252,8 @@ def test_precision_targets_by_category_and_override(default_raw):
     assert cfg.target_pct("compression") == 2 and cfg.target_pct("net_latency") == 5
     assert cfg.target_pct("redis") == 3.5 and "precision_pct" not in cfg.workloads["redis"]
     p = cfg.round_policy("stream")
-    assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 40, 240.0, 2.0)
+    assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 40, 1800.0, 2.0)
+    assert cfg.budget_s == 1800.0 and cfg.order == "interleaved"
     assert "native_aa" in cfg.environments and cfg.environments["native_aa"]["driver"] == "native"
 
 

@@ -230,8 +230,9 @@ LOCK_BUSY = "another run is measuring on this host"
 
 def test_tiny_dry_run_plans_exactly_the_paper_pairs(tmp_path):
     """`snakemake -n all` of paper_tiny.yaml (a dry run: no host lock, nothing run) plans one
-    run_cell job per planned pair of round 1, each with its own priority. The image checkpoint's
-    outputs are written first, as if provisioned: the cells are planned once the image is known."""
+    run_round job per workload of round 1, each with its own priority, and one collect_cell job per
+    planned pair. The image checkpoint's outputs are written first, as if provisioned: the rounds
+    are planned once the image is known."""
     prov = tmp_path / "results" / "provision"
     prov.mkdir(parents=True)
     (prov / "image.json").write_text(json.dumps({"key": "fake", "content_key": "fake"}))
@@ -239,9 +240,12 @@ def test_tiny_dry_run_plans_exactly_the_paper_pairs(tmp_path):
     cmd = [*SNAKEMAKE, "-d", str(tmp_path), "-n", "--cores", "1", "--configfile", str(TINY), "--", "all"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = re.findall(r"^rule run_cell:\n((?:    .*\n)+)", proc.stdout, re.M)
-    cells = [re.search(r"wildcards: env=(\w+), workload=(\w+), round=(\d+)", j).groups() for j in jobs]
+    jobs = re.findall(r"^rule run_round:\n((?:    .*\n)+)", proc.stdout, re.M)
+    rounds = [re.search(r"wildcards: workload=(\w+), round=(\d+)", j).groups() for j in jobs]
+    collects = re.findall(r"^rule collect_cell:\n((?:    .*\n)+)", proc.stdout, re.M)
+    cells = [re.search(r"wildcards: env=(\w+), workload=(\w+), round=(\d+)", j).groups() for j in collects]
     plan = Plan(configmod.load(snakemake_config(TINY)))
+    assert sorted(rounds) == sorted((w, "1") for w in plan.workloads)
     want = sorted((e, w, "1") for w in plan.workloads for e in plan.environments_of(w))
     assert sorted(cells) == want
     if plan.available_environments == list(plan.config.run_environments):   # tcg: all seven here

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ..hostinfo import hosts_file
 from ..util import run
-from .hostnet import loopback_for
 from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Driver, Endpoint, Instance
+from .hostnet import loopback_for
 from .mounts import mount_overlay, remove_tree
 
 

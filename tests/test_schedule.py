@@ -1,0 +1,104 @@
+"""The time box (isobench.schedule) and the interleaved round's pure decisions (isobench.cell,
+isobench.order, isobench.drivers.hostnet): simulated records whose right answer is known."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+
+from isobench import schedule
+from isobench.cell import interleave_plan
+from isobench.drivers.hostnet import free_host_port, loopback_for
+from isobench.order import block_order
+
+
+def rec(next_rounds: int, *, done: bool = False, settle: list[float] = (), seconds: float = 0.0) -> dict:
+    comps = [{"env": f"e{i}", "decision": "undecided", "settle_rounds": s} for i, s in enumerate(settle)]
+    return {"done": done, "next": next_rounds, "comparisons": comps, "seconds": seconds}
+
+
+def test_allocate_serves_the_nearest_decision_per_second_first():
+    # a settles 2 comparisons in 2 rounds of 60 s; b one in 4 rounds of 60 s: a first
+    records = {"a": rec(2, settle=[1, 2]), "b": rec(4, settle=[3])}
+    assert schedule.allocate(records, {"a": 60.0, "b": 60.0}, left_s=200) == {"a": 2, "b": 1}
+
+
+def test_allocate_never_exceeds_the_time_left():
+    records = {w: rec(5, settle=[2]) for w in "abc"}
+    costs = {"a": 30.0, "b": 50.0, "c": 70.0}
+    for left in (0, 29, 30, 100, 499, 1000):
+        grant = schedule.allocate(records, costs, left_s=left)
+        assert sum(grant[w] * costs[w] for w in grant) <= left
+        assert all(0 <= grant[w] <= 5 for w in grant)
+
+
+def test_allocate_gives_nothing_to_decided_workloads():
+    records = {"a": rec(3, done=True), "b": rec(0), "c": rec(2, settle=[1])}
+    assert schedule.allocate(records, {"a": 1.0, "b": 1.0, "c": 1.0}, left_s=100) == {"a": 0, "b": 0, "c": 2}
+
+
+def test_allocate_gives_an_unknown_cost_what_it_asks():
+    assert schedule.allocate({"a": rec(3, settle=[1])}, {"a": math.nan}, left_s=0) == {"a": 3}
+
+
+def cells(cost: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([{"workload": "w", "env": e, "round": r, "cell_seconds": s}
+                         for e, s in cost.items() for r in (1, 2)])
+
+
+def test_round_cost_sums_the_measured_environments_and_fills_unmeasured_ones_with_their_mean():
+    c = cells({"native": 10.0, "lxc": 30.0})
+    assert schedule.round_cost_s(c, "w", ["native", "lxc"]) == pytest.approx(40.0)
+    assert schedule.round_cost_s(c, "w", ["native"]) == pytest.approx(10.0)
+    assert schedule.round_cost_s(c, "w", ["native", "lxc", "kvm"]) == pytest.approx(60.0)
+    assert math.isnan(schedule.round_cost_s(c, "other", ["native"]))
+
+
+def test_progress_says_what_is_decided_and_what_comes_next():
+    record = {"batch": 1, "done": False, "used_s": 600.0, "budget_s": 1800.0, "next_s": 120.0, "workloads": {
+        "stream": {"done": True, "stop": "decided", "next": 0, "measure": ["native"],
+                   "comparisons": [{"decision": "same"}, {"decision": "slower"}]},
+        "fio": {"done": False, "stop": "", "next": 2, "measure": ["native", "lxc_host"],
+                "comparisons": [{"decision": "undecided"}]}}}
+    lines = schedule.progress(record)
+    assert "10.0 of 30 min" in lines[0] and "1 same" in lines[0] and "1 slower" in lines[0]
+    assert "1 undecided" in lines[0]
+    assert "fio +2 round(s) on native, lxc_host" in lines[1]
+
+
+def test_interleave_plan_blocks_the_guests_that_do_not_fit():
+    held = {"native": 0, "lxc": 0, "kvm": 4096, "kvm_tuned": 4096}
+    assert interleave_plan(held, free_mib=20000) == {}
+    blocked = interleave_plan(held, free_mib=6000)
+    assert set(blocked) == {"kvm_tuned"} and "4096 MiB" in blocked["kvm_tuned"]
+    assert set(interleave_plan(held, free_mib=3000)) == {"kvm", "kvm_tuned"}
+
+
+def test_block_orders_differ_per_block_and_are_reproducible():
+    envs = ["native", "native_aa", "lxc_bridge", "lxc_host", "lxc_nat"]
+    orders = [tuple(block_order(envs, "stream", 3, b, seed=1)) for b in range(1, 9)]
+    assert len(set(orders)) > 1
+    assert orders == [tuple(block_order(envs, "stream", 3, b, seed=1)) for b in range(1, 9)]
+    assert all(sorted(o) == sorted(envs) for o in orders)
+    # every environment is first in some block over many draws: no fixed position
+    firsts = {block_order(envs, "stream", r, 1, seed=1)[0] for r in range(1, 60)}
+    assert firsts == set(envs)
+
+
+def test_loopback_addresses_are_distinct_per_instance_and_never_127_0_0_1():
+    names = [f"isobench-{e}-redis-{r}" for e in ("native", "native_aa", "lxc_host", "lxc_volume") for r in range(50)]
+    addrs = [loopback_for(n) for n in names]
+    assert len(set(addrs)) == len(addrs)
+    assert all(a.startswith("127.") and a != "127.0.0.1" for a in addrs)
+    assert all(0 <= int(x) <= 255 for a in addrs for x in a.split("."))
+    assert loopback_for(names[0]) == addrs[0]
+
+
+def test_a_second_published_port_is_another_host_port():
+    assert free_host_port(16379, set()) == 16379
+    assert free_host_port(16379, {16379}) == 17379
+    assert free_host_port(16379, {16379, 17379}) == 18379
+    with pytest.raises(ValueError):
+        free_host_port(65000, {65000})
