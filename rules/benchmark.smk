@@ -29,7 +29,7 @@ rule run_round:
     params:
         settings=lambda w: [CFG.env_settings(e) for e in round_wildcards(w)],
         workload=lambda w: CFG.workload_params(w.workload),
-        measure=CFG.measure_settings(),
+        measure=lambda w: CFG.measure_settings(w.workload),
         seed=CFG.seed,
         image=lambda w: PLAN.image_key(f"{PLAN.base(host_of(w))}/provision/image.json"),
         code=lambda w: PLAN.round_code(round_wildcards(w), w.workload),

@@ -72,7 +72,7 @@ def harness_overhead(runs: int) -> None:
     def pipeline_value(workload: str, metric: str) -> float:
         target = f"results/cells/native/{workload}/round-1.parquet"
         subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "bench.yaml"),
-                        "--forcerun", "run_cell", "--", target], check=True, capture_output=True)
+                        "--forcerun", "run_round", "--", target], check=True, capture_output=True)
         cell = pd.read_parquet(wd / target)
         return float(cell[(~cell.warmup) & (cell.metric == metric)].value.iloc[0])
 
@@ -194,15 +194,20 @@ def fake_outputs(wd: Path, cfg: configmod.Config) -> None:
                                                    "aa_check.parquet", "aa_check.csv", "environments.parquet",
                                                    "environments.csv")],
              "results/report/report.html"]
-    dirs = [f"results/raw/{e}/{w}/round-{r}" for e, w, r in cells]
+    dirs = sorted({f"results/raw/{w}/round-{r}" for _, w, r in cells})
     image = wd / "results" / "provision" / "image.json"     # read while the DAG is built (the image param)
     image.parent.mkdir(parents=True, exist_ok=True)
     image.write_text(json.dumps({"key": "fake", "content_key": "fake"}))
-    for w in wls:     # the round decisions are read while the DAG is built: they must be real records
-        batch = wd / "results" / "rounds" / w / "batch-0.json"
-        batch.parent.mkdir(parents=True, exist_ok=True)
-        batch.write_text(json.dumps({"workload": w, "rounds": cfg.rounds["min"], "done": True, "next": 0}))
-        (batch.parent / "final.json").write_text(batch.read_text())
+    # the schedule is read while the DAG is built: it must be a real record
+    records = {w: {"workload": w, "rounds": cfg.rounds["min"], "done": True, "next": 0,
+                   "measure": list(cfg.environments_of(w))} for w in wls}
+    batch = wd / "results" / "rounds" / "batch-0.json"
+    batch.parent.mkdir(parents=True, exist_ok=True)
+    batch.write_text(json.dumps({"batch": 0, "done": True, "workloads": records}))
+    for w in wls:
+        final = wd / "results" / "rounds" / w / "final.json"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        final.write_text(json.dumps(records[w]))
     for d in [*dirs, "results/report/figures"]:
         (wd / d).mkdir(parents=True, exist_ok=True)
     for f in files:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from . import drivers
 from .drivers import KINDS as DRIVER_KINDS
 from .drivers.base import Availability, EnvSpec, Limits, StatePaths
 from .errors import ConfigError
-from .measure import Measure
+from .measure import ORDERS, Measure
 from .schematypes import integer, number, positive, string
 from .workloads import KINDS as WORKLOAD_KINDS
 
@@ -63,7 +63,8 @@ def schema() -> dict[str, Any]:
     for kind, cls in sorted(WORKLOAD_KINDS.items()):
         props = {"kind": {"const": kind},
                  "precision_pct": positive(
-                     description=f"target CI half-width in % (default: precision.{cls.CATEGORY})")}
+                     description=f"target CI half-width in % (default: precision.{cls.CATEGORY})"),
+                 "order": {"enum": list(ORDERS), "description": "this workload's measurement order (default: order)"}}
         for key, sub in cls.PARAMS.items():
             per_profile = _obj({p: {k: v for k, v in sub.items() if k not in ("default", "description")}
                                 for p in PROFILES}, list(PROFILES))
@@ -121,7 +122,7 @@ def schema() -> dict[str, Any]:
             "settle_s": number(0, 60, default=0,
                                description="before a cell's first iteration: sync, then this many seconds idle "
                                            "(dirty pages of the previous cell written, the host quiet)"),
-            "order": {"enum": ["interleaved", "sequential"], "default": "interleaved",
+            "order": {"enum": list(ORDERS), "default": "interleaved",
                       "description": "how a round's cells are placed in time: interleaved (every environment's "
                                      "instance alive and warmed up once, then the measured iterations in blocks "
                                      "of one per environment, in a random order per block: pairs seconds apart) "
@@ -264,6 +265,8 @@ class Config:
     run_environments_for: dict[str, tuple[str, ...]]
     #: workload -> its own precision_pct (absent: the category default)
     workload_targets: dict[str, float]
+    #: workload -> its own measurement order (absent: ``order``)
+    workload_orders: dict[str, str] = field(default_factory=dict)
     #: the cluster hosts (empty: this machine alone)
     hosts: tuple[Host, ...] = ()
 
@@ -335,11 +338,13 @@ class Config:
     def workload_params(self, name: str) -> dict[str, Any]:
         return self.workload(name).to_param()
 
-    def measure(self) -> Measure:
-        return Measure(self.iterations, self.warmup_iterations, self.settle_s, self.order)
+    def measure(self, workload: str | None = None) -> Measure:
+        """How cells are measured (a workload's own ``order`` overrides the run's)."""
+        return Measure(self.iterations, self.warmup_iterations, self.settle_s,
+                       self.workload_orders.get(workload, self.order))
 
-    def measure_settings(self) -> dict[str, Any]:
-        return self.measure().to_param()
+    def measure_settings(self, workload: str | None = None) -> dict[str, Any]:
+        return self.measure(workload).to_param()
 
 
 def _unsafe_state_dir(where: str, why: str) -> ConfigError:
@@ -486,12 +491,15 @@ def load(raw: dict[str, Any] | None) -> Config:
         envs[name] = _with_defaults(sub["properties"], spec)
     wls: dict[str, dict[str, Any]] = {}
     targets: dict[str, float] = {}
+    orders: dict[str, str] = {}
     for name, spec in raw["workloads"].items():
         cls = WORKLOAD_KINDS[spec["kind"]]
         _validate(spec, top["workloads"]["$defs"][spec["kind"]], f"workloads.{name}")
-        resolved = {k: _resolve(v, profile) for k, v in spec.items() if k != "precision_pct"}
+        resolved = {k: _resolve(v, profile) for k, v in spec.items() if k not in ("precision_pct", "order")}
         if "precision_pct" in spec:
             targets[name] = float(spec["precision_pct"])
+        if "order" in spec:
+            orders[name] = spec["order"]
         _validate(resolved, _obj({"kind": {"const": spec["kind"]}, **cls.PARAMS}, ["kind"]), f"workloads.{name}")
         wls[name] = _with_defaults(cls.PARAMS, resolved)
     run = raw.get("run", {})
@@ -526,6 +534,7 @@ def load(raw: dict[str, Any] | None) -> Config:
         environments=envs, workloads=wls, run_environments=run_envs, run_workloads=run_wls,
         run_environments_for=envs_for,
         workload_targets=targets,
+        workload_orders=orders,
         hosts=_hosts(raw.get("hosts", [])),
     )
 

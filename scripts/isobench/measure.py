@@ -1,9 +1,12 @@
-"""How a cell is measured, as one value that crosses the rule boundary (config -> run_cell)."""
+"""How a cell is measured, as one value that crosses the rule boundary (config -> run_round)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
+
+#: how a round's cells are placed in time (isobench.cell)
+ORDERS = ("interleaved", "sequential")
 
 
 @dataclass(frozen=True)
