@@ -17,8 +17,9 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "driver": (pa.string(), "driver kind: native | lxc | kvm"),
     "workload": (pa.string(), "workload name from the config (e.g. fio_randread)"),
     "kind": (pa.string(), "workload kind (module): compression | fio | ..."),
-    "round": (pa.int32(), "round number, 1-based: a round measures the workload once on each of its environments, "
-                          "back to back in a random order; each cell is a fresh instance"),
+    "round": (pa.int32(), "round number, 1-based: a round measures the workload once on each of its environments "
+                          "(interleaved by default: measured iterations in blocks of one per environment); each "
+                          "cell is a fresh instance"),
     "iteration": (pa.int32(), "iteration within the cell, 1-based, warm-ups first"),
     "warmup": (pa.bool_(), "true for warm-up iterations (recorded, never counted)"),
     "point": (pa.string(), "sweep point such as 'connections=10'; empty when the workload has no sweep"),
@@ -57,9 +58,12 @@ COLUMNS: dict[str, tuple[pa.DataType, str]] = {
     "procs_running": (pa.float64(), "mean runnable threads on the host during the iteration (the work included)"),
     "load1": (pa.float64(), "host 1-minute load average at the end of the iteration"),
     "cpu_mhz": (pa.float64(), "mean host CPU clock during the iteration (NaN where unreadable)"),
-    "canary_start_s": (pa.float64(), "seconds of the fixed-work host canary before the cell's instance started"),
-    "canary_end_s": (pa.float64(), "seconds of the same canary after the instance stopped"),
-    "cell_seconds": (pa.float64(), "wall time of the whole cell: instance start, preparation, all iterations, stop"),
+    "canary_start_s": (pa.float64(), "seconds of the fixed-work host canary before the cell's first measured "
+                                     "iteration (instances alive, warm-ups done)"),
+    "canary_end_s": (pa.float64(), "seconds of the same canary after its last measured iteration, before any "
+                                   "instance stopped"),
+    "cell_seconds": (pa.float64(), "wall time of the cell's own steps: instance start, preparation, its iterations, "
+                                   "stop (in an interleaved round the others' iterations are not counted)"),
 }
 
 SCHEMA = pa.schema([pa.field(name, typ, nullable=False) for name, (typ, _) in COLUMNS.items()],
