@@ -13,8 +13,9 @@ The round runs in one of two orders (``measure.order``):
   the seed. A pair is then seconds apart, so a drifting host moves both of its halves alike.
   Servers stay alive and idle between their iterations; instances on the host's network get their
   own loopback address and NAT'ed ones their own published port (the drivers see to it), so they
-  never collide. An environment whose instances would hold more host memory than is free (a guest)
-  runs its iterations as a block first, with the reason recorded.
+  never collide. An environment whose instances would hold more host memory than is free (a guest),
+  or an emulated one (slow: it would separate the others' pairs), runs its iterations as a block
+  first, with the reason recorded.
 * ``sequential``: the round's environments one after the other, each a whole cell (the order before
   interleaving; kept to compare the two).
 
@@ -48,6 +49,9 @@ log = logging.getLogger("isobench")
 
 #: host memory (MiB) left free beside the guests a round keeps alive at once
 MEMORY_HEADROOM_MIB = 1024
+#: why an emulated environment is measured as a block: its iterations take minutes, and in a block
+#: they would put minutes between the two halves of every other pair (it never decides anything)
+EMULATED_BLOCK = "emulated (TCG): its iterations are slow and would separate the others' pairs; measured as a block"
 
 
 def now() -> str:
@@ -267,7 +271,8 @@ def run_round(specs: list[EnvSpec], wl: Workload, rnd: int, measure: Measure, pa
                 _as_block(cells[e], measure, host, reason="sequential order (measure.order)")
         else:
             held = {e: by_env[e].held_memory_mib() for e in order}
-            blocked = interleave_plan(held, host_memory_free_mib())
+            blocked = {e: EMULATED_BLOCK for e in order if _labels(by_env[e]).get("emulated")}
+            blocked |= interleave_plan({e: m for e, m in held.items() if e not in blocked}, host_memory_free_mib())
             for e in order:
                 if e in blocked:
                     _as_block(cells[e], measure, host, reason=blocked[e])
