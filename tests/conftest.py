@@ -36,6 +36,15 @@ def default_rootfs() -> Path:
     return Path(ensure_rootfs(cfg.image_spec(), cfg.paths.images)["rootfs"])
 
 
+@pytest.fixture
+def fake_driver():
+    """The ``fake`` environment kind (tests/fakes.py) registered in isobench.drivers.KINDS, and used
+    for host-side clients, for one test; every instance it started is stopped afterwards."""
+    from fakes import registered
+    with registered() as cls:
+        yield cls
+
+
 def variant(raw: dict, **changes) -> dict:
     """A copy of a raw config with dotted keys changed (value None deletes the key)."""
     out = copy.deepcopy(raw)
