@@ -68,6 +68,29 @@ def host_left_as_found(request):
     assert set(daemon.libvirt_chains()) <= chains, "libvirt firewall chains left behind"
 
 
+# -- shared data -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory) -> dict:
+    """The synthetic run of tests/synthetic.py, aggregated (read-only for the tests): its input
+    paths (cells, manifests, warmups, workloads, batches), ``out`` (the folder of the aggregate
+    tables), ``tables`` (their agg.Outputs) and the summary, precision, overhead and calibration
+    frames."""
+    import pandas as pd
+
+    from isobench import aggregate as agg
+
+    from synthetic import agg_outputs, make_run
+    root = tmp_path_factory.mktemp("synthetic_run")
+    paths = make_run(root)
+    out = root / "aggregate"
+    tables = agg_outputs(out)
+    agg.aggregate(paths["cells"], paths["manifests"], tables, batches=paths["batches"],
+                  workloads_json=paths["workloads"])
+    return {**paths, "out": out, "tables": tables,
+            **{name: pd.read_parquet(out / f"{name}.parquet")
+               for name in ("summary", "precision", "overhead", "calibration")}}
+
+
 #: the nodes of the session's SLURM cluster; each node's feature is its name
 SLURM_HOSTS = ["hostA", "hostB"]
 
