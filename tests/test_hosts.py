@@ -1,7 +1,7 @@
 """Several hosts: per-host overheads and the pooled estimate of a hardware group, on simulated data
 whose true answer is known.
 
-The simulation follows tests/test_rounds.py: every cell (one fresh instance) has its own level
+The simulation is tests/synthetic.py's noise model: every cell (one fresh instance) has its own level
 (7 % between-cell CV), the iterations inside it vary less (2 %), the host drifts between rounds (5 %,
 moving every environment of the round alike). On top, each host has its own speed (``level``),
 which moves its native and its environments alike: pairing across hosts would mistake it for an
@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from isobench import aggregate, hosts, rounds, stats
 
-CELL_CV, ITER_CV, DRIFT_CV = 0.07, 0.02, 0.05
+from synthetic import cell_iterations, round_drift
+
 ITERATIONS = 3
 T0 = pd.Timestamp("2026-12-01T10:00:00Z")
 N_SIM = 500
@@ -37,15 +38,14 @@ def simulate(rng: np.random.Generator, spec: dict[str, tuple[float, int, float]]
     host speed). Rounds are numbered 1..n on every host."""
     rows = []
     for host, (ratio, n_rounds, level) in spec.items():
-        drift = rng.lognormal(0, DRIFT_CV, n_rounds)
+        drift = round_drift(rng, n_rounds)
         for env, true in (("native", 1.0), ("lxc", ratio)):
-            cell = rng.lognormal(0, CELL_CV, n_rounds)
-            it = rng.lognormal(0, ITER_CV, (n_rounds, ITERATIONS))
+            values = cell_iterations(rng, drift, ITERATIONS, 100 * level * true)
             for r in range(n_rounds):
                 for i in range(ITERATIONS):
                     rows.append({"host": host, "env": env, "workload": workload, "metric": "m", "point": "",
-                                 "round": r + 1, "warmup": False, "value": 100 * level * true * drift[r] * cell[r] *
-                                 it[r, i], "unit": "ops/s", "higher_is_better": True, "emulated": False,
+                                 "round": r + 1, "warmup": False, "value": values[r, i], "unit": "ops/s",
+                                 "higher_is_better": True, "emulated": False,
                                  "started_at": T0 + pd.Timedelta(minutes=r)})
     return rows
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from isobench import paper
 
-from test_stats import manifest, run  # noqa: F401  (run is a fixture)
+from synthetic import manifest
 
 
 @pytest.fixture(scope="module")
@@ -250,8 +250,9 @@ def test_rule_is_written_down():
     assert "agrees in direction" not in doc
 
 
-def test_compare_on_synthetic_run(run, data):  # noqa: F811  (the fixture)
+def test_compare_on_synthetic_run(synthetic_run, data):
     import json
+    run = synthetic_run
     workloads = json.loads(Path(run["workloads"]).read_text())
     manifests = {m["env"]: m for m in (json.loads(Path(p).read_text()) for p in run["manifests"])}
     c = paper.compare(run["overhead"], manifests, workloads, data)

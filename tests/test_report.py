@@ -26,7 +26,7 @@ from isobench import report
 from isobench.report import figures as figs
 from isobench.report.fmt import fmt_ratio
 
-from test_stats import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
+from synthetic import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,15 +46,13 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> dict:
+def built(synthetic_run, tmp_path_factory) -> dict:
+    """The report of the session's synthetic run (conftest.py), built once for this module."""
     root = tmp_path_factory.mktemp("report")
-    paths = make_run(root)
-    out = agg_outputs(root / "aggregate")
-    agg.aggregate(paths["cells"], paths["manifests"], out, batches=paths["batches"],
-                  workloads_json=paths["workloads"])
+    out = synthetic_run["tables"]
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
-    written = report.build_report(report_inputs(out, paths), html_path, figures)
-    return {**paths, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
+    written = report.build_report(report_inputs(out, synthetic_run), html_path, figures)
+    return {**synthetic_run, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
             "figures": figures,
             "written": written}
 
@@ -176,14 +174,11 @@ def test_report_without_any_results(tmp_path):
     assert "lxc-start not found" in html
 
 
-def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
+def test_non_numeric_and_mixed_points(tmp_path):
     """Points that are not numbers get a bar panel each; unswept metrics of a swept workload get bars."""
-    import test_stats
-    monkeypatch.setitem(test_stats.WORKLOADS, "kv", ("kv", {}, {"ops": ("ops/s", True, 10.0)},
-                                                     ["test=get", "test=set"]))
-    monkeypatch.setitem(test_stats.WORKLOADS, "mixed", ("mixed", {}, {"rps": ("req/s", True, 10.0)},
-                                                        ["", "connections=1", "connections=10"]))
-    paths = make_run(tmp_path)
+    workloads = {**WORKLOADS, "kv": ("kv", {}, {"ops": ("ops/s", True, 10.0)}, ["test=get", "test=set"]),
+                 "mixed": ("mixed", {}, {"rps": ("req/s", True, 10.0)}, ["", "connections=1", "connections=10"])}
+    paths = make_run(tmp_path, workloads)
     tables = agg_outputs(tmp_path / "aggregate")
     agg.aggregate(paths["cells"], paths["manifests"], tables, batches=paths["batches"],
                   workloads_json=paths["workloads"])
@@ -225,11 +220,11 @@ def test_ci_is_said_in_the_words_of_the_effect(low, high, words):
 
 def test_values_are_escaped_by_the_template(tmp_path, monkeypatch):
     """Autoescape: a reason with markup in it is shown as text, never as markup."""
-    import test_stats
-    monkeypatch.setitem(test_stats.UNAVAILABLE, "lxc_host",
+    import synthetic
+    monkeypatch.setitem(synthetic.UNAVAILABLE, "lxc_host",
                         ("lxc", {"driver": "lxc", "net": "host"}, "lxc-start <i>not</i> found & 'gone'"))
     paths = make_run(tmp_path)
-    manifests = [p for p in paths["manifests"] if p.stem in test_stats.UNAVAILABLE]
+    manifests = [p for p in paths["manifests"] if p.stem in synthetic.UNAVAILABLE]
     tables = agg_outputs(tmp_path / "aggregate")
     agg.aggregate([], manifests, tables, workloads_json=paths["workloads"])
     report.build_report(report_inputs(tables, paths, manifests, []), tmp_path / "r.html", tmp_path / "figures")

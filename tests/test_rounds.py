@@ -1,8 +1,8 @@
 """Rounds as the statistical unit: the paired interval on simulated data whose true answer is known,
 the round-count rule, the sentinel, and the random measurement order.
 
-The simulation follows the noise structure measured on this machine kind: every cell (one fresh
-instance) has its own level (7 % between-cell CV), the iterations inside it vary less (2 %), and
+The simulation (tests/synthetic.py) follows the noise structure measured on this machine kind: every
+cell (one fresh instance) has its own level (7 % between-cell CV), the iterations inside it vary less (2 %), and
 the host drifts between rounds (5 %), moving every environment of a round alike.
 """
 
@@ -21,16 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
 from isobench import rounds, stats
 
-CELL_CV, ITER_CV, DRIFT_CV = 0.07, 0.02, 0.05
+from synthetic import cell_iterations, round_drift
 
 
 def simulate(rng: np.random.Generator, true_ratio: float, n_rounds: int, iterations: int):
     """Iterations of env and baseline, shape (rounds, iterations), with the structure above."""
-    drift = rng.lognormal(0, DRIFT_CV, size=(n_rounds, 1))
-    cell_b = rng.lognormal(0, CELL_CV, size=(n_rounds, 1))
-    cell_e = rng.lognormal(0, CELL_CV, size=(n_rounds, 1))
-    base = 100 * drift * cell_b * rng.lognormal(0, ITER_CV, size=(n_rounds, iterations))
-    env = 100 * true_ratio * drift * cell_e * rng.lognormal(0, ITER_CV, size=(n_rounds, iterations))
+    drift = round_drift(rng, n_rounds)
+    base = cell_iterations(rng, drift, iterations, 100)
+    env = cell_iterations(rng, drift, iterations, 100 * true_ratio)
     return env, base
 
 

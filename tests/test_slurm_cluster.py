@@ -82,55 +82,51 @@ def overlap(x: dict, y: dict) -> bool:
     return max(x["start"], y["start"]) < min(x["end"], y["end"])
 
 
-def test_two_fake_hosts_through_the_slurm_executor(tmp_path):
+def test_two_fake_hosts_through_the_slurm_executor(tmp_path, slurm_cluster):
     wf, local = tmp_path / "wf", tmp_path / "local"
     for d in (wf, local):
         d.mkdir()
         (d / "Snakefile").write_text(SNAKEFILE)
 
-    had_link = os.path.lexists(ETC_CONF)
-    cluster = SlurmCluster(tmp_path / "lab", ["hostA", "hostB"])
-    with cluster as c:
-        assert ETC_CONF.is_symlink() and ETC_CONF.resolve() == c.conf
-        r, slurm_s = snakemake(wf, "--workflow-profile", str(ROOT / "profiles" / "slurm"), env=c.env)
-        (tmp_path / "snakemake.err").write_text(r.stderr)
-        assert r.returncode == 0, r.stderr[-4000:] + "\n" + c.logs()
-        got = cells(wf)
-        assert {k: v["node"] for k, v in got.items()} == {
-            "a1": "hostA", "a2": "hostA", "b1": "hostB", "b2": "hostB"}
-        # bench=1 on different hosts overlaps (the profile lifts the global limit) ...
-        assert any(overlap(got[a], got[b]) for a in ("a1", "a2") for b in ("b1", "b2")), got
-        # ... while --exclusive keeps one job per host (2 CPUs per node would fit two 1-CPU jobs)
-        assert not overlap(got["a1"], got["a2"]) and not overlap(got["b1"], got["b2"]), got
-        # hooks: once per Snakemake run, on the submit side only (jobs get --no-hooks) ...
-        assert (wf / "hooks.log").read_text().split("\n")[:2] == ["onstart job=-", "onsuccess job=-"]
-        # ... but every job re-parses the whole workflow on its node, from the same directory
-        parses = (wf / "parse.log").read_text().splitlines()
-        assert sum("job=-" not in p for p in parses) >= 4 and all(f"basedir={wf}" in p for p in parses)
+    c = slurm_cluster
+    assert set(c.pids) == {"munged", "slurmctld", "slurmd-hostA", "slurmd-hostB"}
+    assert all(_alive(p) for p in c.pids.values())
+    assert ETC_CONF.is_symlink() and ETC_CONF.resolve() == c.conf
+    r, slurm_s = snakemake(wf, "--workflow-profile", str(ROOT / "profiles" / "slurm"), env=c.env)
+    (tmp_path / "snakemake.err").write_text(r.stderr)
+    assert r.returncode == 0, r.stderr[-4000:] + "\n" + c.logs()
+    got = cells(wf)
+    assert {k: v["node"] for k, v in got.items()} == {
+        "a1": "hostA", "a2": "hostA", "b1": "hostB", "b2": "hostB"}
+    # bench=1 on different hosts overlaps (the profile lifts the global limit) ...
+    assert any(overlap(got[a], got[b]) for a in ("a1", "a2") for b in ("b1", "b2")), got
+    # ... while --exclusive keeps one job per host (4 CPUs per node would fit two 1-CPU jobs)
+    assert not overlap(got["a1"], got["a2"]) and not overlap(got["b1"], got["b2"]), got
+    # hooks: once per Snakemake run, on the submit side only (jobs get --no-hooks) ...
+    assert (wf / "hooks.log").read_text().split("\n")[:2] == ["onstart job=-", "onsuccess job=-"]
+    # ... but every job re-parses the whole workflow on its node, from the same directory
+    parses = (wf / "parse.log").read_text().splitlines()
+    assert sum("job=-" not in p for p in parses) >= 4 and all(f"basedir={wf}" in p for p in parses)
 
-        r2, _ = snakemake(wf, "--workflow-profile", str(ROOT / "profiles" / "slurm"), env=c.env)
-        assert r2.returncode == 0 and "Nothing to be done" in r2.stdout + r2.stderr, r2.stderr[-3000:]
-        assert cells(wf) == got
+    r2, _ = snakemake(wf, "--workflow-profile", str(ROOT / "profiles" / "slurm"), env=c.env)
+    assert r2.returncode == 0 and "Nothing to be done" in r2.stdout + r2.stderr, r2.stderr[-3000:]
+    assert cells(wf) == got
 
     # the same Snakefile with the local executor, for the overhead figure
     rl, local_s = snakemake(local, "--cores", "2")
     assert rl.returncode == 0, rl.stderr[-3000:]
     print(f"\nwall time, 4 jobs of 4 s: slurm executor {slurm_s:.1f} s, local --cores 2 {local_s:.1f} s")
     (tmp_path / "timing.txt").write_text(f"slurm {slurm_s:.2f}\nlocal {local_s:.2f}\n")
-
-    # nothing of the cluster is left: daemons by their recorded PIDs, the config link
-    assert set(cluster.pids) == {"munged", "slurmctld", "slurmd-hostA", "slurmd-hostB"}
-    assert not [n for n, p in cluster.pids.items() if _alive(p)]
-    assert cluster.strays == [] and cluster.leftovers() == []
-    assert had_link or not os.path.lexists(ETC_CONF)
+    # that nothing of the cluster is left after the session: the slurm_cluster fixture (conftest.py)
 
 
 def test_the_config_link_is_restored_and_a_real_config_is_left_alone(tmp_path):
-    if os.path.lexists(ETC_CONF):
-        pytest.skip(f"{ETC_CONF} exists already")
+    before = os.readlink(ETC_CONF) if ETC_CONF.is_symlink() else None    # the session's cluster, if up
     other = tmp_path / "other.conf"
     other.write_text("# someone else's\n")
     try:
+        if before is not None:
+            ETC_CONF.unlink()
         ETC_CONF.symlink_to(other)  # e.g. another cluster's link: replaced, then put back
         with SlurmCluster(tmp_path / "lab", ["n1"]) as c:
             assert ETC_CONF.resolve() == c.conf and c.node_states() == {"n1": "idle"}
@@ -144,3 +140,5 @@ def test_the_config_link_is_restored_and_a_real_config_is_left_alone(tmp_path):
     finally:
         if ETC_CONF.is_symlink() or ETC_CONF.exists():
             ETC_CONF.unlink()
+        if before is not None:
+            ETC_CONF.symlink_to(before)
