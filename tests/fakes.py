@@ -167,13 +167,19 @@ class FakeDriver(Driver):
                       "description": "the instance dies while running its n-th command (null: never)"},
         "start_error": {"type": ["string", "null"], "default": None,
                         "description": "start() raises InstanceError with this message (null: starts)"},
+        "emulated": {"type": "boolean", "default": False, "description": "labelled emulated (as KVM under TCG)"},
+        "held_mib": {"type": "integer", "minimum": 0, "default": 0,
+                     "description": "host memory an instance holds while alive (as a guest's RAM)"},
     }
     started: ClassVar[list[HostDirInstance]] = []
 
     def availability(self):
         if not self.option("available"):
             return Availability(False, self.option("reason"), required=self.option("required"))
-        return Availability(True, labels={"accel": "fake"})
+        return Availability(True, labels={"accel": "fake", "emulated": self.option("emulated")})
+
+    def held_memory_mib(self):
+        return self.option("held_mib")
 
     def start(self, name):
         if self.option("start_error"):

@@ -1,6 +1,7 @@
-"""The cell runner (isobench.cell.run_cell) on the fake environment kind and a tiny workload: what it
-writes (one raw file per iteration, warm-ups flagged, cell.json last), and that the instance and the
-host-side client are stopped on every path, failures included. Real cells: test_kvm_e2e.py,
+"""The cell and round runners (isobench.cell.run_cell, run_round) on the fake environment kind and a
+tiny workload: what they write (one raw file per iteration, warm-ups flagged, cell.json last), the
+interleaved and sequential orders, and that every instance and the host-side client are stopped on
+every path, failures included. Real cells: test_kvm_e2e.py,
 test_faults.py, test_pipeline_e2e.py."""
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from isobench.cell import run_cell
+from isobench.cell import run_cell, run_round
 from isobench.drivers.base import EnvSpec, Limits, StatePaths
 from isobench.errors import BenchError, InstanceError, Unavailable
 from isobench.measure import Measure
+from isobench.order import block_order
 from isobench.workloads.base import Context, Metric, Sample, Workload, run_shell
 
 MEASURE = Measure(iterations=3, warmup_iterations=1)
@@ -129,3 +131,80 @@ def test_an_unavailable_environment_starts_nothing(cell, fake_driver):
         cell({"available": False, "reason": "gone"})
     assert fake_driver.started == []
 
+
+
+# -- a round: several environments, interleaved or one after another ---------------------------------
+
+@pytest.fixture
+def round_(fake_driver, tmp_path):
+    """Run round 2 of the tiny workload on fake environments (name -> driver options); return the
+    round's directory."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "usr").mkdir(parents=True)
+
+    def run(envs: dict[str, dict], measure: Measure = MEASURE, **params) -> Path:
+        out = tmp_path / "raw" / "tiny" / "round-2"
+        specs = [EnvSpec(e, "fake", opts, Limits(2, 1024)) for e, opts in envs.items()]
+        run_round(specs, Tiny("tiny", params), 2, measure, StatePaths(tmp_path / "state"),
+                  {"rootfs": str(rootfs), "key": "img-1"}, {"name": "h1", "cpu_model": "x"}, out, seed=7)
+        return out
+    return run
+
+
+def iterations(out: Path) -> list[tuple[str, dict]]:
+    """Every iteration of every cell of a round, in the order they started."""
+    its = [(d.name, r) for d in out.iterdir() if d.is_dir()
+           for r in json.loads((d / "cell.json").read_text())["iterations"]]
+    return sorted(its, key=lambda x: x[1]["started_at"])
+
+
+ENVS = {"native": {}, "native_aa": {}, "lxc_host": {}}
+
+
+def test_an_interleaved_round_warms_up_every_instance_then_runs_blocks_in_their_drawn_order(round_, fake_driver):
+    out = round_(ENVS)
+    seen = iterations(out)
+    warm, measured = seen[:3], seen[3:]
+    assert all(r["warmup"] for _, r in warm) and not any(r["warmup"] for _, r in measured)
+    for b in range(1, 4):                               # block b: iteration b+1 of every env, in its order
+        block = measured[(b - 1) * 3:b * 3]
+        assert [e for e, _ in block] == block_order(list(ENVS), "tiny", 2, b, seed=7)
+        assert {r["iteration"] for _, r in block} == {b + 1} and {r["block"] for _, r in block} == {b}
+    metas = {e: json.loads((out / e / "cell.json").read_text()) for e in ENVS}
+    assert {m["placement"]["mode"] for m in metas.values()} == {"interleaved"}
+    assert len({json.dumps(m["canary_s"]) for m in metas.values()}) == 1      # one canary for the round
+    rec = json.loads((out / "round.json").read_text())
+    assert rec["mode"] == "interleaved" and sorted(rec["order"]) == sorted(ENVS)
+    assert len(fake_driver.started) == 3 and all_stopped(fake_driver)
+    for e in ENVS:                                      # each instance counted its own iterations
+        assert [Tiny.parse((out / e / r["file"]).read_text(), {})[0].value for r in metas[e]["iterations"]] == [
+            1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_sequential_round_runs_one_whole_cell_after_another(round_, fake_driver):
+    out = round_(ENVS, measure=Measure(iterations=3, warmup_iterations=1, order="sequential"))
+    seen = [e for e, _ in iterations(out)]
+    rec = json.loads((out / "round.json").read_text())
+    assert seen == [e for e in rec["order"] for _ in range(4)]
+    assert rec["mode"] == "sequential" and all_stopped(fake_driver)
+
+
+def test_an_emulated_or_memory_hungry_environment_runs_as_a_block_first(round_, fake_driver):
+    out = round_({"native": {}, "lxc_host": {}, "kvm": {"emulated": True}, "big": {"held_mib": 10 ** 9}})
+    placement = json.loads((out / "round.json").read_text())["placement"]
+    assert placement["kvm"]["mode"] == "block" and "emulated" in placement["kvm"]["reason"]
+    assert placement["big"]["mode"] == "block" and "MiB of host memory" in placement["big"]["reason"]
+    assert placement["native"] == placement["lxc_host"]
+    assert placement["native"]["mode"] == "interleaved" and set(placement["native"]["envs"]) == {"native", "lxc_host"}
+    seen = [e for e, _ in iterations(out)]
+    first_interleaved = min(seen.index("native"), seen.index("lxc_host"))
+    assert {"kvm", "big"} == set(seen[:first_interleaved])        # the blocks ran first, whole
+    assert all_stopped(fake_driver)
+
+
+def test_a_failure_in_one_environment_fails_the_whole_round_and_stops_every_instance(round_, fake_driver, tmp_path):
+    with pytest.raises(BenchError, match="died during iteration"):
+        round_({"native": {}, "native_aa": {"die_after": 6}, "lxc_host": {}}, client=True)
+    out = tmp_path / "raw" / "tiny" / "round-2"
+    assert not list(out.glob("*/cell.json")) and not (out / "round.json").exists()
+    assert all_stopped(fake_driver)

@@ -162,6 +162,8 @@ class CellRun:
         t0 = time.monotonic()
         try:
             yield
+        except Unavailable:
+            raise                       # names the environment already: not a failure of this cell
         except BenchError as e:
             raise BenchError(f"{self.where}: {e}") from e
         finally:
