@@ -48,10 +48,15 @@ def on_start():
     """Preflight checks (root, the host the results were measured on, the host-wide lock) and
     removal of what a crashed earlier run left behind."""
     pipeline.start(CFG, PLAN.host)
+    print(f"isobench: {PLAN.announce()}", file=sys.stderr)
 
 
 def on_finish(success):
     pipeline.finish(CFG, success, REPORT_HTML)
+
+
+#: rounds of the first batch: one of every workload, then the schedule knows what a round costs
+PILOT_ROUNDS = 1
 
 
 # -- rounds (rules/rounds.smk): which rounds each batch measures, on which environments, from the
@@ -74,8 +79,8 @@ def schedules(host=None):
 
 def batch_rounds(k, host=None):
     """workload -> (first, last, environments) of the rounds batch ``k`` measures."""
-    if k == 0:
-        return {w: (1, CFG.round_policy(w).min_rounds, PLAN.environments_of(w)) for w in PLAN.workloads}
+    if k == 0:  # the pilot: one round of every workload, on all its environments (what a round costs)
+        return {w: (1, PILOT_ROUNDS, PLAN.environments_of(w)) for w in PLAN.workloads}
     prev = read_schedule(k - 1, host)["workloads"]
     return {w: (r["rounds"] + 1, r["rounds"] + r["next"], r["measure"]) for w, r in prev.items() if r["next"] > 0}
 
@@ -96,7 +101,7 @@ def round_envs(workload, rnd, host=None):
 def rounds_measured(k, host=None):
     """workload -> the rounds it has once batch ``k`` is measured."""
     if k == 0:
-        return {w: CFG.round_policy(w).min_rounds for w in PLAN.workloads}
+        return {w: PILOT_ROUNDS for w in PLAN.workloads}
     prev = read_schedule(k - 1, host)["workloads"]
     return {w: r["rounds"] + r["next"] for w, r in prev.items()}
 

@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -125,6 +125,18 @@ class Plan:
         for the measurements); no two rounds share a priority."""
         rank = (rnd - 1) * len(self.workloads) + self.workloads.index(workload)
         return max(1, SETUP_PRIORITY - 1 - rank)
+
+    def announce(self, now: datetime | None = None) -> str:
+        """What the run plans, in one line, with the latest it should end (the time box; set-up,
+        collecting and the report come on top)."""
+        c, now = self.config, now or datetime.now(UTC)
+        envs = self.available_environments
+        orders = sorted({c.measure(w).order for w in self.workloads})
+        end = now + timedelta(seconds=c.budget_s)
+        return (f"plan: {len(self.workloads)} workloads on {len(envs)} environments ({', '.join(envs)}), "
+                f"{'/'.join(orders)} rounds: {c.rounds['min']} each, then more only where a comparison is "
+                f"undecided, within {c.rounds['budget_minutes']:g} min of measuring: done by ~{end:%H:%M} UTC "
+                f"plus set-up (a cached run: much sooner)")
 
     def emulated_environments(self) -> list[str]:
         return [e for e in self.available_environments if self.availability(e)["labels"].get("emulated")]

@@ -39,7 +39,7 @@ def open_comparisons(record: dict[str, Any]) -> list[dict[str, Any]]:
     comps = record.get("comparisons")
     if comps is None:
         return [g for g in record.get("groups", []) if not record.get("done")]
-    return [c for c in comps if c.get("decision") in ("undecided", "no interval")]
+    return [c for c in comps if c.get("open", c.get("decision") in ("undecided", "no interval"))]
 
 
 def expected_settled(record: dict[str, Any], rounds: int) -> int:
