@@ -6,6 +6,8 @@
 * harness overhead: a native cell through the whole pipeline against the same tool command run by
   hand on the host, as a ratio of their metrics (compression MB/s, fio IOPS); target 0.99-1.01;
 * instance start -> ready and teardown, per driver (LXC; KVM under the accel available here);
+* the wall time of one round, interleaved and sequential, and the cells' start, preparation and
+  stop within it (compression and stream on native, its A/A twin and two LXC variants);
 * planning cost: `snakemake -n` and a no-op `snakemake --cores 1 all` for generated configs of 50,
   200, 500 and 1000 cells (outputs faked with --touch, so nothing is measured);
 * with --matrix: wall time of the default quick matrix (image cached) and of the image build from
@@ -154,6 +156,31 @@ def start_stop(runs: int) -> None:
         report(f"teardown, {label}", stops, "s")
 
 
+# -- rounds ------------------------------------------------------------------------------------------
+def rounds_cost(runs: int) -> None:
+    """Wall time of one round (round.json) of two default workloads on native, its A/A twin and two
+    LXC variants, interleaved and sequential, and what of it the cells' own steps took."""
+    for order in ("interleaved", "sequential"):
+        wd = Path(tempfile.mkdtemp(prefix=f"isobench-rounds-{order}-"))
+        cfg = {"order": order, "rounds": {"min": runs, "max": runs, "budget_minutes": 600},
+               "run": {"environments": ["native", "native_aa", "lxc_host", "lxc_bridge"],
+                       "workloads": ["compression", "stream"]}}
+        (wd / "rounds.yaml").write_text(yaml.safe_dump(cfg))
+        subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "rounds.yaml"), "--",
+                        "all"], check=True, capture_output=True)
+        for wl in ("compression", "stream"):
+            walls, starts = [], []
+            for rec in sorted((wd / "results" / "raw" / wl).glob("round-*/round.json")):
+                walls.append(read_json(rec)["wall_seconds"])
+                for cell in rec.parent.glob("*/cell.json"):
+                    meta = read_json(cell)
+                    its = sum(i["seconds"] for i in meta["iterations"])
+                    starts.append(meta["wall_seconds"] - its)   # start, preparation and stop of one cell
+            report(f"one {order} round of {wl}, 4 environments (wall)", walls, "s")
+            report(f"  per cell: start + preparation + stop ({order}, {wl})", starts, "s")
+        shutil.rmtree(wd)
+
+
 # -- planning ----------------------------------------------------------------------------------------
 def planning(sizes: list[int], runs: int) -> None:
     """Configs of N cells: 5 environments x W workloads x R rounds, outputs faked with --touch."""
@@ -231,12 +258,14 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--matrix", action="store_true", help="also time the default matrix and the image build")
-    ap.add_argument("--only", choices=["overhead", "startstop", "planning"], help="run one part only")
+    ap.add_argument("--only", choices=["overhead", "startstop", "rounds", "planning"], help="run one part only")
     args = ap.parse_args()
     if args.only in (None, "overhead"):
         harness_overhead(args.runs)
     if args.only in (None, "startstop"):
         start_stop(args.runs)
+    if args.only in (None, "rounds"):
+        rounds_cost(args.runs)
     if args.only in (None, "planning"):
         planning([50, 200, 500, 1000], 3)
     if args.matrix:
