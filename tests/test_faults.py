@@ -1,6 +1,7 @@
-"""Faults that really happen: a container killed mid-cell, Snakemake killed mid-run, a full disk,
-a tool missing from the image, not being root. Each must cost at most the cell that was running,
-leave nothing behind on the host, and say what went wrong in one line."""
+"""Faults that really happen: a container killed mid-round, Snakemake killed mid-run, a full disk,
+a tool missing from the image, not being root. Each must cost at most the round that was running
+(its cells are measured together or not at all), leave nothing behind on the host, and say what
+went wrong in one line."""
 
 from __future__ import annotations
 
@@ -55,15 +56,16 @@ def container_pid(name: str) -> int | None:
 
 
 def measuring(wd: Path) -> bool:
-    log = wd / "results/logs/run_cell/lxc_bridge/fio_slow/round-1.log"
-    return log.exists() and "preparing" in log.read_text() and container_pid(SLOW_CT) is not None
+    log = wd / "results/logs/run_round/fio_slow/round-1.log"
+    return log.exists() and "lxc_bridge/fio_slow/round-1: preparing" in log.read_text() \
+        and container_pid(SLOW_CT) is not None
 
 
 def project_leftovers() -> list[str]:
     return host_leftovers()
 
 
-def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
+def test_container_killed_mid_round_fails_only_that_round(tmp_path):
     proc = subprocess.Popen(snakemake_cmd(tmp_path, "--keep-going"), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -75,18 +77,18 @@ def test_container_killed_mid_cell_fails_only_that_cell(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0
-    log = (tmp_path / "results/logs/run_cell/lxc_bridge/fio_slow/round-1.log").read_text()
+    log = (tmp_path / "results/logs/run_round/fio_slow/round-1.log").read_text()
     assert "cell lxc_bridge/fio_slow/round-1" in log and "died" in log, log[-2000:]
-    # --keep-going: every other cell completed
+    # --keep-going: every other round completed; the failed round keeps none of its cells
+    slow = {"results/cells/lxc_bridge/fio_slow/round-1.parquet", "results/cells/native/fio_slow/round-1.parquet"}
     done = {c for c in CELLS if (tmp_path / c).exists()}
-    assert done == set(CELLS) - {"results/cells/lxc_bridge/fio_slow/round-1.parquet"}
-    assert not (tmp_path / "results/raw/lxc_bridge/fio_slow/round-1").exists()   # no half result
+    assert done == set(CELLS) - slow
+    assert not (tmp_path / "results/raw/fio_slow/round-1").exists()   # no half result
     assert project_leftovers() == []
-    # the next run re-measures only the failed cell
+    # the next run re-measures only the failed round
     dry = subprocess.run(snakemake_cmd(tmp_path, "-n"), capture_output=True, text=True)
     jobs = [line.split()[-1] for line in dry.stdout.splitlines() if line.strip().startswith("output:")]
-    assert jobs == ["results/raw/lxc_bridge/fio_slow/round-1"] or sorted(jobs) == sorted(
-        ["results/raw/lxc_bridge/fio_slow/round-1", "results/cells/lxc_bridge/fio_slow/round-1.parquet"]), dry.stdout
+    assert sorted(jobs) == sorted(["results/raw/fio_slow/round-1", *slow]), dry.stdout
 
 
 def test_snakemake_killed_mid_run_is_recovered_by_the_next_run(tmp_path):

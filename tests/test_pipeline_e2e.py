@@ -151,28 +151,28 @@ def test_changed_fio_parameter_reruns_only_fio_cells(run):
     assert changed == {"fio_randread"}
     assert all(p.stat().st_mtime_ns != before[p] for p in cells(wd) if p.parts[-2] == "fio_randread")
     assert warm_before == {p: p.stat().st_mtime_ns for p in warm_before}
-    depth = json.loads((wd / "results/raw/native/fio_randread/round-1/cell.json").read_text())["params"]["iodepth"]
+    depth = json.loads((wd / "results/raw/fio_randread/round-1/native/cell.json").read_text())["params"]["iodepth"]
     assert depth == 4
 
 
 def test_adding_rounds_measures_only_the_new_rounds(run):
-    """A second round (a raised rounds.min) measures round 2 on each environment and nothing else:
-    every round-1 cell and raw directory stays as it was."""
+    """A second round (a raised rounds.min) measures round 2 on each environment (one job per
+    workload) and nothing else: every round-1 cell and raw directory stays as it was."""
     wd, *_ = run
     envs, wls = ["native", "native_aa", "lxc_host"], WORKLOADS    # the same kinds: the warmups stay
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
-    raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/*/round-1/cell.json")}
+    raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/round-1/*/cell.json")}
     # the config as the previous test left it (fio changed), plus a second round
     configs = (TINY, ROOT / "tests" / "configs" / "tiny_fio_changed.yaml",
                ROOT / "tests" / "configs" / "tiny_rounds2.yaml")
     dry = snakemake(wd, "-n", configs=configs, envs=envs, workloads=wls)
     planned = re.findall(r"output: (results/raw/\S+)", dry.stdout)
-    assert sorted(planned) == sorted(f"results/raw/{e}/{w}/round-2" for e in envs for w in wls), dry.stdout[-3000:]
+    assert sorted(planned) == sorted(f"results/raw/{w}/round-2" for w in wls), dry.stdout[-3000:]
     snakemake(wd, configs=configs, envs=envs, workloads=wls)
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert {p: p.stat().st_mtime_ns for p in raw_before} == raw_before
     assert sorted(p.parts[-3] for p in wd.glob("results/cells/*/compression/round-2.parquet")) == sorted(envs)
-    decision = json.loads((wd / "results/rounds/compression/batch-0.json").read_text())
+    decision = json.loads((wd / "results/rounds/compression/final.json").read_text())
     assert decision["rounds"] == 2 and decision["done"] and decision["stop"] == "max rounds"
     assert (wd / "results/aggregate/precision.csv").exists()
 

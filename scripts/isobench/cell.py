@@ -195,8 +195,13 @@ class CellRun:
         with self._timed():
             started = now()
             self._points.clear()
-            with sentinel.Watch(self.inst.cpu_seconds) as watch:
-                raw = self.wl.run_iteration(self.ctx)
+            try:
+                with sentinel.Watch(self.inst.cpu_seconds) as watch:
+                    raw = self.wl.run_iteration(self.ctx)
+            except BenchError as e:
+                if not self.inst.alive():      # say why the command failed: the instance is gone
+                    raise InstanceError(f"instance {self.inst.name} died before or during iteration {i}: {e}") from e
+                raise
             ended = now()
             if not self.inst.alive():
                 raise InstanceError(f"instance {self.inst.name} died during iteration {i}; no result kept")
