@@ -106,14 +106,25 @@ def rounds_measured(k, host=None):
     return {w: r["rounds"] + r["next"] for w, r in prev.items()}
 
 
-def measured_cells(k, host=None):
-    """The cells of every round measured up to and including batch ``k``."""
-    cells = []
+def planned_rounds(k, host=None):
+    """workload -> environment -> the rounds it is measured in, up to and including batch ``k``."""
+    planned = {w: {} for w in PLAN.workloads}
     for j in range(k + 1):
         for w, (first, last, envs) in batch_rounds(j, host).items():
-            for r in range(first, last + 1):
-                cells += PLAN.round_cells(w, r, [e for e in PLAN.environments_of(w) if e in envs], host)
-    return cells
+            for e in PLAN.environments_of(w):
+                if e in envs:
+                    planned[w].setdefault(e, []).extend(range(first, last + 1))
+    return planned
+
+
+def measured_cells(k, host=None):
+    """The cells of every round measured up to and including batch ``k``."""
+    return [
+        PLAN.cell_path(e, w, r, host)
+        for w, envs in planned_rounds(k, host).items()
+        for e, rounds in envs.items()
+        for r in rounds
+    ]
 
 
 def batch_cells(wildcards):

@@ -22,6 +22,7 @@ checkpoint schedule_rounds:
     params:
         policies={w: CFG.round_policy(w).as_dict() for w in PLAN.workloads},
         rounds=lambda w: rounds_measured(int(w.batch), host_of(w)),
+        planned=lambda w: planned_rounds(int(w.batch), host_of(w)),
         environments={w: PLAN.environments_of(w) for w in PLAN.workloads},
         primary={w: PLAN.primary_metrics(w) for w in PLAN.workloads},
         emulated=PLAN.emulated_environments(),

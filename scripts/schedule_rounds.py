@@ -14,10 +14,11 @@ from isobench.util import write_json
 log = logging.getLogger("isobench")
 
 
-def main(cells: list[str], batch: int, policies: dict, rounds: dict, environments: dict, primary: dict,
-         emulated: list[str], budget_s: float, out: str) -> None:
-    record = schedule(read_cells(cells), batch=batch, policies=policies, rounds=rounds, environments=environments,
-                      primary=primary, emulated=emulated, baseline=BASELINE, budget_s=budget_s)
+def main(cells: list[str], batch: int, policies: dict, rounds: dict, planned: dict, environments: dict,
+         primary: dict, emulated: list[str], budget_s: float, out: str) -> None:
+    record = schedule(read_cells(cells), batch=batch, policies=policies, rounds=rounds, planned=planned,
+                      environments=environments, primary=primary, emulated=emulated, baseline=BASELINE,
+                      budget_s=budget_s)
     write_json(out, record)
     lines = progress(record)
     if not record["done"]:
@@ -31,5 +32,6 @@ def main(cells: list[str], batch: int, policies: dict, rounds: dict, environment
 if "snakemake" in globals():
     sm = snakemake  # noqa: F821
     run_step(lambda: main(list(sm.input.cells), int(sm.wildcards.batch), dict(sm.params.policies),
-                          dict(sm.params.rounds), dict(sm.params.environments), dict(sm.params.primary),
+                          dict(sm.params.rounds), dict(sm.params.planned), dict(sm.params.environments),
+                          dict(sm.params.primary),
                           list(sm.params.emulated), float(sm.params.budget_s), sm.output[0]), sm.log[0])

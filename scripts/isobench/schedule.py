@@ -74,16 +74,19 @@ def allocate(records: dict[str, dict[str, Any]], costs: dict[str, float], left_s
 
 
 def schedule(cells: pd.DataFrame, *, batch: int, policies: dict[str, dict[str, Any]], rounds: dict[str, int],
-             environments: dict[str, list[str]], primary: dict[str, list[str]], emulated: list[str],
-             baseline: str, budget_s: float) -> dict[str, Any]:
+             planned: dict[str, dict[str, list[int]]], environments: dict[str, list[str]],
+             primary: dict[str, list[str]], emulated: list[str], baseline: str, budget_s: float) -> dict[str, Any]:
     """After batch ``batch``: each workload's decision and the rounds (and environments) the next
-    batch measures; ``done`` when no workload gets any."""
+    batch measures; ``done`` when no workload gets any. ``planned``: the rounds each environment of
+    each workload was measured in so far (recorded, so that a missing cell can be told from one
+    that was never planned)."""
     records: dict[str, dict[str, Any]] = {}
     for w in policies:
         rec = rounds_mod.decide(cells, policies[w], workload=w, rounds_measured=rounds[w], baseline=baseline,
                                 primary=set(primary[w]), emulated=set(emulated))
         rec.setdefault("measure", list(environments[w]))
         rec["measure"] = [e for e in environments[w] if e in set(rec["measure"]) | {baseline}]
+        rec["planned"] = {e: sorted(r) for e, r in planned.get(w, {}).items()}
         records[w] = rec
     used_s = float(sum(r["seconds"] for r in records.values()))
     costs = {w: round_cost_s(cells, w, records[w]["measure"]) for w in records}
