@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.image import imread
@@ -45,6 +47,48 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
                              "workloads": paths["workloads"]})
 
 
+#: synthetic equivalence margins (%) by workload, as the aggregate stage's decisions would store them
+MARGINS = {"compression": 5.0, "fio_randread": 2.0}
+DEFAULT_MARGIN = 10.0
+
+
+def decide(r) -> tuple[str, str, float]:
+    """A synthetic decision for one overhead row (decision, decision_text, settle_rounds), of the
+    shape the aggregate stage stores (words direction-aware, from the overhead interval in %)."""
+    m = MARGINS.get(r.workload, DEFAULT_MARGIN)
+    lo, hi = r.overhead_ci_low, r.overhead_ci_high
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval", f"no interval yet ({r.n} rounds)", math.nan
+    if -m <= lo and hi <= m:
+        return "same", f"same as native within ±{m:g} %", math.nan
+    if lo > 0 or hi < 0:
+        way = "slower" if lo > 0 else "faster"
+        a, b = sorted((abs(lo), abs(hi)))
+        return way, f"{way} by {abs(r.overhead_pct):.0f} % [{a:.0f}, {b:.0f}]", math.nan
+    settle = float(r.n * 2 + 2)
+    return "undecided", f"undecided: ~{settle:.0f} more rounds would settle it", settle
+
+
+def with_decisions(overhead: pd.DataFrame) -> pd.DataFrame:
+    """The overhead table with the decision columns of the contract (margin_pct, decision,
+    decision_text, settle_rounds) and without within_noise_floor, which they replace."""
+    o = overhead.drop(columns=["within_noise_floor"], errors="ignore").copy()
+    decided = [decide(r) for r in o.itertuples()]
+    o["margin_pct"] = [MARGINS.get(w, DEFAULT_MARGIN) for w in o["workload"]]
+    o["decision"] = [d for d, _, _ in decided]
+    o["decision_text"] = [t for _, t, _ in decided]
+    o["settle_rounds"] = np.array([x for _, _, x in decided], dtype="float64")
+    return o
+
+
+def write_decisions(path: Path) -> None:
+    """Rewrite a stored overhead table with the decision columns, its metadata kept."""
+    table = pq.read_table(path)
+    df = with_decisions(table.to_pandas())
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   path)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("report")
@@ -52,6 +96,7 @@ def built(tmp_path_factory) -> dict:
     out = agg_outputs(root / "aggregate")
     agg.aggregate(paths["cells"], paths["manifests"], out, batches=paths["batches"],
                   workloads_json=paths["workloads"])
+    write_decisions(out.overhead)
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(report_inputs(out, paths), html_path, figures)
     return {**paths, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
@@ -194,13 +239,14 @@ def test_non_numeric_and_mixed_points(tmp_path, monkeypatch):
     assert "id='wl-kv'" in html and "test=get" in html
 
 
-def test_opens_with_the_forest_plot_and_the_precision_reached(built):
+def test_opens_with_the_answers_then_precision_calibration_and_the_forest_plot(built):
     html = built["html"]
-    assert html.index("id='overview'") < html.index("id='precision'") < html.index("id='summary'")
+    order = [html.index(f"<section id='{s}'") for s in ("answers", "precision", "calibration", "overview", "summary")]
+    assert order == sorted(order)
     assert (built["figures"] / report.OVERVIEW).exists() and built["figures"] / report.OVERVIEW in built["written"]
-    overview = html[html.index("id='overview'"):html.index("id='precision'")]
-    assert "data:image/png;base64," in overview and "noise floor" in overview
-    precision = html[html.index("id='precision'"):html.index("id='summary'")]
+    overview = html[html.index("<section id='overview'"):html.index("<section id='summary'")]
+    assert "data:image/png;base64," in overview and "equivalence margin" in overview
+    precision = html[html.index("<section id='precision'"):html.index("<section id='calibration'")]
     # synthetic run: compression meets 2% over 6 rounds, fio does not (lxc_nat is noisy): both said
     assert "compression" in precision and "met" in precision and "not met" in precision
     assert "stopped by max rounds" in precision
@@ -420,7 +466,7 @@ def test_cost_figures_plot_the_tables_numbers(data):
                  sorted(zip(gbit.loc[envs, "ci_low"], gbit.loc[envs, "ci_high"])))
     ticks = {t.get_text().split("\n")[0]: t.get_text() for t in ax.get_xticklabels()}
     r = gbit.loc["lxc_nat"]
-    assert ticks["lxc_nat"] == (f"lxc_nat\n{fmt_ratio(r.ratio)}x [{fmt_ratio(r.ratio_ci_low)}, "
+    assert ticks["lxc_nat"] == (f"lxc_nat\n{fmt_ratio(r.ratio)}x (more CPU) [{fmt_ratio(r.ratio_ci_low)}, "
                                 f"{fmt_ratio(r.ratio_ci_high)}]")
     assert ticks["native"] == "native" and "EMULATED" in ticks["kvm_tcg"]
     assert [bool(b.get_hatch()) for b in bars] == [e == "kvm_tcg" for e in envs]
