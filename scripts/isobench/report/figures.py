@@ -612,7 +612,7 @@ def overview_rows(data: ReportData) -> pd.DataFrame:
 
 
 #: a decision's colour in the figures (Okabe-Ito, as the report's tables); "" for no decision recorded
-DECISION_COLORS = {"same": "#009e73", "slower": "#d55e00", "faster": "#0072b2", "undecided": "#b08a00",
+DECISION_COLORS = {"same": "#009e73", "slower": "#d55e00", "faster": "#0072b2", "undecided": "#e69f00",
                    "no interval": "#999999"}
 
 

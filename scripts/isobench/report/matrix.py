@@ -148,6 +148,7 @@ def decision_matrix(data: ReportData) -> dict[str, Any]:
     _span_workloads(points)
     counted = [f.decision_of(r) or f.NO_DECISION for r in p.itertuples() if not data.is_emulated(r.env)]
     counts = Counter(counted)
+    recorded = has_decisions(data)
     absent = []
     compared = set(p["workload"]) if len(p) else set()
     for wl in data.workload_names():
@@ -157,7 +158,7 @@ def decision_matrix(data: ReportData) -> dict[str, Any]:
         why = ("no results" if s.empty else f"no {data.baseline} results" if not (s["env"] == data.baseline).any()
                else "no other environment measured" if set(s["env"]) <= {data.baseline} else "no primary metric")
         absent.append({"workload": wl, "why": why})
-    return {"envs": envs, "rows": rows, "points": points, "recorded": has_decisions(data), "absent": absent,
+    return {"envs": envs, "rows": rows, "points": points, "recorded": recorded, "absent": absent,
             "counts": [{"word": d, "n": counts[d], "cls": f.decision_class(d)}
-                       for d in [*f.DECISIONS, f.NO_DECISION] if counts[d] or d in f.DECISIONS],
+                       for d in [*f.DECISIONS, f.NO_DECISION] if counts[d] or (recorded and d in f.DECISIONS)],
             "total": len(counted), "fold": FOLD_POINTS, "emulated_left_out": sum(data.is_emulated(e) for e in envs)}
