@@ -650,6 +650,10 @@ def test_a_long_sweep_folds_into_one_row_with_every_point_below(data, monkeypatc
     lxc_nat = folded[0]["cells"][m["envs"].index("lxc_nat")]
     assert [b["point"] for b in lxc_nat["strip"]] == ["connections=1", "connections=10", "connections=50"]
     assert lxc_nat["counts"] == "3 slower of 3 points"
+    assert [b["cls"] for b in lxc_nat["strip"]] == ["dec-slower"] * 3
+    tcg = folded[0]["cells"][m["envs"].index("kvm_tcg")]
+    assert tcg["word"] == "emulated" and "slower" not in tcg["counts"]
+    assert {b["cls"] for b in tcg["strip"]} == {"dec-emu"}
     assert [r["point"] for r in m["points"]] == ["connections=1", "connections=10", "connections=50"]
     html = report.render_html(data, {})
     assert "Every point of the swept metrics (3 rows)" in _answers(html)

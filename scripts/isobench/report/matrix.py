@@ -97,7 +97,9 @@ def _strip(data: ReportData, rows: list) -> dict[str, Any]:
     boxes = [{"cls": "dec-emu" if emulated else f.decision_class(f.decision_of(r)), "point": r.point,
               "title": f"{r.point}: " + (getattr(r, "decision_text", "") or f.decision_short(r))} for r in rows]
     return {"cls": "dec dec-strip" + (" dec-emu" if emulated else ""), "strip": boxes,
-            "word": "emulated" if emulated else "", "counts": f"{said} of {len(rows)} points"}
+            "word": "emulated" if emulated else "",
+            "counts": (f"{len(rows)} points, QEMU TCG, not a KVM figure" if emulated
+                       else f"{said} of {len(rows)} points")}
 
 
 def _span_workloads(rows: list[dict[str, Any]]) -> None:
