@@ -7,12 +7,15 @@ import dataclasses
 import io
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.image import imread
@@ -24,6 +27,7 @@ from isobench import aggregate as agg
 from isobench import paper as paperlib
 from isobench import report
 from isobench.report import figures as figs
+from isobench.report import matrix as mx
 from isobench.report.fmt import fmt_ratio
 
 from synthetic import UNAVAILABLE, WORKLOADS, agg_outputs, make_run
@@ -45,11 +49,57 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
                              "workloads": paths["workloads"]})
 
 
+#: synthetic equivalence margins (%) by workload, as the aggregate stage's decisions would store them
+MARGINS = {"compression": 5.0, "fio_randread": 2.0}
+DEFAULT_MARGIN = 10.0
+
+
+def decide(r) -> tuple[str, str, float]:
+    """A synthetic decision for one overhead row (decision, decision_text, settle_rounds), of the
+    shape the aggregate stage stores (words direction-aware, from the overhead interval in %)."""
+    m = MARGINS.get(r.workload, DEFAULT_MARGIN)
+    lo, hi = r.overhead_ci_low, r.overhead_ci_high
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return "no interval", f"no interval yet ({r.n} rounds)", math.nan
+    if -m <= lo and hi <= m:
+        return "same", f"same as native within ±{m:g} %", math.nan
+    if lo > 0 or hi < 0:
+        way = "slower" if lo > 0 else "faster"
+        a, b = sorted((abs(lo), abs(hi)))
+        return way, f"{way} by {abs(r.overhead_pct):.0f} % [{a:.0f}, {b:.0f}]", math.nan
+    settle = float(r.n * 2 + 2)
+    return "undecided", f"undecided: ~{settle:.0f} more rounds would settle it", settle
+
+
+def with_decisions(overhead: pd.DataFrame) -> pd.DataFrame:
+    """The overhead table with the decision columns of the contract (margin_pct, decision,
+    decision_text, settle_rounds) and without within_noise_floor, which they replace."""
+    o = overhead.drop(columns=["within_noise_floor"], errors="ignore").copy()
+    decided = [decide(r) for r in o.itertuples()]
+    o["margin_pct"] = [MARGINS.get(w, DEFAULT_MARGIN) for w in o["workload"]]
+    o["decision"] = [d for d, _, _ in decided]
+    o["decision_text"] = [t for _, t, _ in decided]
+    o["settle_rounds"] = np.array([x for _, _, x in decided], dtype="float64")
+    return o
+
+
+def write_decisions(path: Path) -> None:
+    """Rewrite a stored overhead table with the decision columns, its metadata kept."""
+    table = pq.read_table(path)
+    df = with_decisions(table.to_pandas())
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   path)
+
+
 @pytest.fixture(scope="module")
 def built(synthetic_run, tmp_path_factory) -> dict:
     """The report of the session's synthetic run (conftest.py), built once for this module."""
     root = tmp_path_factory.mktemp("report")
-    out = synthetic_run["tables"]
+    # the session's tables with the decision columns written into a copy of the overhead table
+    overhead = root / "overhead.parquet"
+    shutil.copy(synthetic_run["tables"].overhead, overhead)
+    write_decisions(overhead)
+    out = dataclasses.replace(synthetic_run["tables"], overhead=overhead)
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(report_inputs(out, synthetic_run), html_path, figures)
     return {**synthetic_run, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
@@ -189,13 +239,14 @@ def test_non_numeric_and_mixed_points(tmp_path):
     assert "id='wl-kv'" in html and "test=get" in html
 
 
-def test_opens_with_the_forest_plot_and_the_precision_reached(built):
+def test_opens_with_the_answers_then_precision_calibration_and_the_forest_plot(built):
     html = built["html"]
-    assert html.index("id='overview'") < html.index("id='precision'") < html.index("id='summary'")
+    order = [html.index(f"<section id='{s}'") for s in ("answers", "precision", "calibration", "overview", "summary")]
+    assert order == sorted(order)
     assert (built["figures"] / report.OVERVIEW).exists() and built["figures"] / report.OVERVIEW in built["written"]
-    overview = html[html.index("id='overview'"):html.index("id='precision'")]
-    assert "data:image/png;base64," in overview and "noise floor" in overview
-    precision = html[html.index("id='precision'"):html.index("id='summary'")]
+    overview = html[html.index("<section id='overview'"):html.index("<section id='summary'")]
+    assert "data:image/png;base64," in overview and "equivalence margin" in overview
+    precision = html[html.index("<section id='precision'"):html.index("<section id='calibration'")]
     # synthetic run: compression meets 2% over 6 rounds, fio does not (lxc_nat is noisy): both said
     assert "compression" in precision and "met" in precision and "not met" in precision
     assert "stopped by max rounds" in precision
@@ -415,7 +466,7 @@ def test_cost_figures_plot_the_tables_numbers(data):
                  sorted(zip(gbit.loc[envs, "ci_low"], gbit.loc[envs, "ci_high"])))
     ticks = {t.get_text().split("\n")[0]: t.get_text() for t in ax.get_xticklabels()}
     r = gbit.loc["lxc_nat"]
-    assert ticks["lxc_nat"] == (f"lxc_nat\n{fmt_ratio(r.ratio)}x [{fmt_ratio(r.ratio_ci_low)}, "
+    assert ticks["lxc_nat"] == (f"lxc_nat\n{fmt_ratio(r.ratio)}x (more CPU) [{fmt_ratio(r.ratio_ci_low)}, "
                                 f"{fmt_ratio(r.ratio_ci_high)}]")
     assert ticks["native"] == "native" and "EMULATED" in ticks["kvm_tcg"]
     assert [bool(b.get_hatch()) for b in bars] == [e == "kvm_tcg" for e in envs]
@@ -448,3 +499,216 @@ def test_a_points_subject_picks_its_throughput(data):
     assert titles == ["host CPUs busy (set) against connections",
                       "set_rps against host CPUs busy (one point per connections)"]
     assert figs.throughput_metrics(data, "redis", "get") == []
+
+
+# -- the decision matrix the report opens with --------------------------------------------------------
+# (the decisions are the aggregate stage's, stored in the overhead table; the report shows them)
+
+
+def _answers(html: str) -> str:
+    return html[html.index("<section id='answers'"):html.index("<section id='precision'")]
+
+
+def _matrix_cells(section: str) -> list[tuple[str, str]]:
+    """(class, text) of every entry of the matrix tables, in order."""
+    return [(cls, re.sub(r"<[^>]+>", " ", body)) for cls, body in
+            re.findall(r'<td class="(dec [^"]*)"[^>]*>(.*?)</td>', section, re.S)]
+
+
+def test_the_matrix_has_a_row_per_primary_metric_and_a_column_per_environment(data):
+    m = mx.decision_matrix(data)
+    o = data.overhead
+    primary = o[o["primary"] & ~o["aa"]]
+    assert m["envs"] == [e for e in data.envs() if e in set(primary["env"])]
+    assert data.baseline not in m["envs"] and "native_again" not in m["envs"]      # A/A: calibration section
+    keys = [(r["workload"], r["metric"], r["point"]) for r in m["rows"]]
+    assert sorted(keys) == sorted(set(zip(primary["workload"], primary["metric"], primary["point"])))
+    assert keys[0][0] == "compression" and keys[-1] == ("redis", "set_rps", "connections=50")
+    stored = {(r.env, r.workload, r.metric, r.point): r for r in primary.itertuples()}
+    for row in m["rows"]:
+        assert row["margin"] == f"±{MARGINS.get(row['workload'], DEFAULT_MARGIN):g}%"
+        for env, cell in zip(m["envs"], row["cells"]):
+            r = stored[(env, row["workload"], row["metric"], row["point"])]
+            assert f"{fmt_ratio(r.ratio)} [{fmt_ratio(r.ratio_ci_low)}, {fmt_ratio(r.ratio_ci_high)}]" == cell["ratio"]
+            if env == "kvm_tcg":     # emulated: labelled, never coloured as a decision
+                assert cell["word"] == "emulated" and cell["cls"] == "dec dec-emu" and cell["paper"] is None
+            else:
+                assert cell["word"] == r.decision and cell["words"] == r.decision_text
+                assert cell["cls"] == f"dec dec-{r.decision}"
+    # the synthetic run has every kind of answer but "faster" and "no interval"; each counted once
+    counts = {c["word"]: c["n"] for c in m["counts"]}
+    non_emulated = primary[~primary["emulated"]]
+    assert counts == {d: int((non_emulated["decision"] == d).sum()) for d in ("same", "slower", "faster", "undecided",
+                                                                             "no interval")}
+    assert counts["same"] and counts["slower"] and counts["undecided"] and m["total"] == len(non_emulated)
+    assert m["absent"] == [{"workload": "net_latency", "why": "no native results"}]
+
+
+def test_the_report_opens_with_the_matrix(built):
+    answers = _answers(built["html"])
+    assert built["html"].index("<section id='answers'") < built["html"].index("<section id='precision'")
+    cells = _matrix_cells(answers)
+    words = [text.split()[0] for _, text in cells]
+    assert set(words) == {"same", "slower", "undecided", "emulated"}
+    assert re.search(r"Of <b>\d+</b> primary comparisons", answers)
+    assert "No decisions recorded" not in answers
+    # emulated column labelled in its header, and every one of its entries says so
+    assert re.search(r"<th>kvm_tcg <span class=\"badge emu\"[^>]*>emulated</span></th>", answers)
+    assert all(cls == "dec dec-emu" for (cls, text) in cells if text.split()[0] == "emulated")
+
+
+def test_an_undecided_entry_says_what_would_settle_it(data):
+    o = data.overhead
+    undecided = o[(o["decision"] == "undecided") & o["primary"] & ~o["aa"]]
+    assert len(undecided) >= 1
+    m = mx.decision_matrix(data)
+    cells = [c for row in m["rows"] for c in row["cells"] if c and c["word"] == "undecided"]
+    assert len(cells) == len(undecided)
+    for c, r in zip(cells, undecided.itertuples()):
+        assert f"~{math.ceil(r.settle_rounds)} more rounds would settle it" in c["words"] + c["settle"]
+    # stored words that do not say it: the entry adds it from settle_rounds
+    r = next(undecided.itertuples())._replace(decision_text="undecided", settle_rounds=13.2)
+    assert mx.entry(data, r)["settle"] == "~14 more rounds would settle it"
+    assert mx.entry(data, r._replace(settle_rounds=float("inf")))["settle"].startswith("no number of rounds")
+
+
+@pytest.mark.parametrize("decision, cls", [("same", "dec-same"), ("slower", "dec-slower"), ("faster", "dec-faster"),
+                                           ("undecided", "dec-undecided"), ("no interval", "dec-none")])
+def test_each_decision_has_its_own_colour_and_word(data, decision, cls):
+    r = next(data.overhead[(data.overhead["env"] == "lxc_bridge") & data.overhead["primary"]].itertuples())
+    e = mx.entry(data, r._replace(decision=decision, decision_text=f"{decision} (stored words)"))
+    assert e["cls"] == f"dec {cls}" and e["word"] == decision and e["words"] == f"{decision} (stored words)"
+    css = (Path(report.__file__).parent / "templates" / "report.css").read_text()
+    assert re.search(rf"\.{cls}[,{{][^}}]*background:#[0-9a-f]{{3,6}}\b", css)
+
+
+def test_the_papers_claim_is_beside_our_answer(data):
+    m = mx.decision_matrix(data)
+    c = data.comparison
+    judged = c[c["verdict"].isin(paperlib.JUDGED)].set_index(["env", "workload", "metric", "point"])
+    seen = 0
+    for row in m["rows"]:
+        for env, cell in zip(m["envs"], row["cells"]):
+            key = (env, row["workload"], row["metric"], row["point"])
+            if key in judged.index:
+                p = judged.loc[key]
+                assert cell["paper"]["verdict"] == p.verdict
+                assert cell["paper"]["ratio"].startswith(f"{fmt_ratio(p.paper_ratio)}x (")
+                assert cell["paper"]["ratio"].endswith("(slower)") == (p.paper_ratio < 1)   # all higher is better
+                seen += 1
+            else:
+                assert cell["paper"] is None
+    assert seen >= 5
+    html = _answers(report.render_html(data, {}))
+    assert "paper (Docker): " in html and ">differs</span>" in html and ">agrees</span>" in html
+
+
+def test_no_noise_label_anywhere_and_significant_effects_say_their_direction(built, data):
+    html = built["html"]
+    assert "≈ noise" not in html and 'class="num noise"' not in html
+    # a significant comparison is said as slower or faster wherever it is shown
+    o = data.overhead
+    sig = o[o["significant"] & ~o["emulated"] & o["decision"].isin(["slower", "faster"])]
+    assert len(sig) > 0
+    summary = html[html.index("<section id='summary'"):html.index("<section id='environments'")]
+    for r in sig.itertuples():
+        assert f"{abs(r.overhead_pct):.1f}% {r.decision}" in summary
+
+
+def test_an_older_table_without_decisions_degrades_clearly(built, tmp_path):
+    """An overhead table written before decisions existed (no decision columns, within_noise_floor
+    still there): the report builds, computes no decision and says none was recorded."""
+    legacy = tmp_path / "overhead.parquet"
+    table = pq.read_table(built["out"].overhead)
+    keep = [c for c in table.column_names if c not in ("margin_pct", "decision", "decision_text", "settle_rounds")]
+    df = table.select(keep).to_pandas()
+    df["within_noise_floor"] = True        # the old label, on every row: it must not show
+    pq.write_table(pa.Table.from_pandas(df, preserve_index=False).replace_schema_metadata(table.schema.metadata),
+                   legacy)
+    out = dataclasses.replace(built["out"], overhead=legacy)
+    html_path = tmp_path / "r.html"
+    report.build_report(report_inputs(out, built), html_path, tmp_path / "figures")
+    html = html_path.read_text()
+    answers = _answers(html)
+    assert "No decisions recorded" in answers
+    assert re.search(r"primary comparisons \([^)]*\): <span class=\"tally dec-unrecorded\"><b>\d+</b> no decision "
+                     r"recorded</span>\.", answers)
+    words = {text.split("  ")[0].strip() for _, text in _matrix_cells(answers)}
+    assert words == {"no decision recorded", "emulated"}
+    assert "undecided" not in answers.split("</p>", 3)[-1] and "≈ noise" not in html
+    assert "dec dec-unrecorded" in answers and "dec-same" not in answers.split("<table", 1)[1]
+    assert "No margins recorded" in html
+
+
+def test_a_long_sweep_folds_into_one_row_with_every_point_below(data, monkeypatch):
+    monkeypatch.setattr(mx, "FOLD_POINTS", 2)
+    m = mx.decision_matrix(data)
+    folded = [r for r in m["rows"] if r.get("folded")]
+    assert [(r["workload"], r["metric"]) for r in folded] == [("redis", "set_rps")]
+    assert folded[0]["point"] == "3 points (connections=1 … connections=50)"
+    lxc_nat = folded[0]["cells"][m["envs"].index("lxc_nat")]
+    assert [b["point"] for b in lxc_nat["strip"]] == ["connections=1", "connections=10", "connections=50"]
+    assert lxc_nat["counts"] == "3 slower of 3 points"
+    assert [b["cls"] for b in lxc_nat["strip"]] == ["dec-slower"] * 3
+    tcg = folded[0]["cells"][m["envs"].index("kvm_tcg")]
+    assert tcg["word"] == "emulated" and "slower" not in tcg["counts"]
+    assert {b["cls"] for b in tcg["strip"]} == {"dec-emu"}
+    assert [r["point"] for r in m["points"]] == ["connections=1", "connections=10", "connections=50"]
+    html = report.render_html(data, {})
+    assert "Every point of the swept metrics (3 rows)" in _answers(html)
+
+
+def test_every_axis_of_every_figure_is_labelled(data, monkeypatch):
+    """No axis without a label, in every figure the report draws (cost figures included)."""
+    drawn = []
+    real = figs.png_bytes
+    monkeypatch.setattr(figs, "png_bytes", lambda fig: drawn.append(fig) or real(fig))
+    d = with_cost(data, synthetic_cost())
+    for w in d.workload_names():
+        figs.workload_figures(d, w)
+    drawn.append(figs.figure_overview(d))
+    assert len(drawn) >= 8
+    for fig in drawn:
+        for ax in fig.axes:
+            if ax.get_visible():
+                assert ax.get_xlabel().strip() and ax.get_ylabel().strip(), (fig.texts, ax.get_title())
+
+
+def test_the_forest_plot_colours_by_decision_and_shades_the_margin(data):
+    fig = figs.figure_overview(data)
+    ax = fig.axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert set(legend) == {"same", "slower", "undecided"}
+    assert "equivalence margin" in ax.get_title() and "noise" not in ax.get_title()
+    bands = [p for p in ax.collections]
+    assert len(bands) == len(figs.overview_rows(data))          # one margin band per row
+
+
+def test_direction_words_beside_every_ratio(built):
+    html = built["html"]
+    cost = html[html.index("<section id='cpu-cost'>"):]
+    assert re.search(r"\dx \((more|less|same) CPU\) \[", cost)
+    cal = html[html.index("<section id='calibration'"):html.index("<section id='overview'")]
+    assert re.search(r"native_again (\d+\.\d% (slower|faster)|same) than native", cal)
+    fio = html[html.index("id='wl-fio_randread'"):]
+    paper = fio[fio.index("<h3>Against the paper</h3>"):]
+    assert re.search(r"\d x \((slower|faster)\)|\dx \((slower|faster)\)", paper)
+
+
+def test_decision_colours_stay_apart_for_colour_blind_readers():
+    """The figures' decision colours, simulated for deuteranopia, protanopia and tritanopia
+    (Machado et al. 2009, severity 1): every pair stays visibly apart."""
+    sims = {"deutan": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                       [-0.011820, 0.042940, 0.968881]],
+            "protan": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                       [-0.003882, -0.048116, 1.051998]],
+            "tritan": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                       [0.004733, 0.691367, 0.303900]]}
+    rgb = {k: np.array([int(v[i:i + 2], 16) / 255 for i in (1, 3, 5)]) for k, v in figs.DECISION_COLORS.items()}
+    lin = {k: np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4) for k, c in rgb.items()}
+    for name, m in sims.items():
+        seen = {k: np.clip(np.array(m) @ c, 0, 1) for k, c in lin.items()}
+        for a in seen:
+            for b in seen:
+                if a < b:
+                    assert np.linalg.norm(seen[a] - seen[b]) > 0.08, (name, a, b)

@@ -4,16 +4,19 @@ Every input is a file the rule names (:class:`~isobench.report.inputs.Inputs`): 
 (statistics, overhead, A/A calibration, precision, the paper comparison with its verdicts, the
 missing results, each environment's status, with their stored parameters), the environment
 manifests, the warm-up records and the workload descriptions. Nothing is measured or computed here:
-:mod:`.inputs` reads, :mod:`.figures` draws (matplotlib), :mod:`.html` fills the Jinja2 template
-``templates/report.html.j2`` (autoescaped), :mod:`.fmt` writes numbers and times for people. The
+:mod:`.inputs` reads, :mod:`.matrix` arranges the stored decisions, :mod:`.figures` draws
+(matplotlib), :mod:`.html` fills the Jinja2 template ``templates/report.html.j2`` (autoescaped),
+:mod:`.fmt` writes numbers and times for people. The
 same inputs give the same bytes: no generation timestamp, figures saved without metadata, every
 table sorted.
 
-Layout, top to bottom: the at-a-glance figure, the precision reached, the summary table (each
-environment as "% slower/faster than native" with its CI; emulated environments say "emulated"),
+Layout, top to bottom: the answers (:mod:`.matrix`: each primary comparison's stored decision,
+ratio and interval, and the paper's claim beside it), the precision reached, the A/A calibration,
+the forest plot of every primary overhead, the summary table (each environment as "% slower/faster
+than native" with its CI, coloured by its decision; emulated environments say "emulated"),
 environments and their status, missing cells, one section per workload (figure, numbers, paper
-comparison, rerun command), the CPU cost (table and figures), the A/A noise floor, and the methods
-(host, environments as seen from inside, tools, run settings, dates, statistics).
+comparison, rerun command), the CPU cost (table and figures), and the methods (host, environments
+as seen from inside, tools, run settings, dates, statistics, the margins).
 
 Emulated (TCG) environments are labelled "emulated" in every table, figure and heading they appear
 in, and never get a paper-KVM comparison.
@@ -50,7 +53,8 @@ def build_report(inputs: Inputs, out_html: Path, figures_dir: Path, *, baseline:
     data = load_inputs(inputs, baseline=baseline)
     figures = {w: workload_figures(data, w) for w in data.workload_names()}
     fig = figure_overview(data)
-    overview = RenderedFigure(OVERVIEW, "Every overhead with its 95% interval", png_bytes(fig)) if fig else None
+    overview = (RenderedFigure(OVERVIEW, "Every overhead with its 95% interval, coloured by decision", png_bytes(fig))
+                if fig else None)
     written = []
     figures_dir = Path(figures_dir)
     figures_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,9 @@ from matplotlib.figure import Figure
 
 from .. import paper as paperlib
 from .fmt import (
+    cost_words,
+    decision_of,
+    decision_short,
     finite,
     fmt,
     fmt_ratio,
@@ -31,7 +34,6 @@ from .fmt import (
     point_key,
     point_name,
     point_value,
-    short_effect,
 )
 from .inputs import ReportData
 
@@ -62,14 +64,18 @@ def env_colors(data: ReportData) -> dict[str, str]:
 
 
 def _bar_tick(data: ReportData, env: str, eff) -> str:
-    """The x label of a bar: the environment and its effect against the baseline (or EMULATED)."""
+    """The x label of a bar: the environment and its comparison with the baseline in words (the
+    stored decision: '12.3% slower', 'same (±5%)', 'undecided (0.5% slower)'), or EMULATED."""
     if data.is_emulated(env):
         return f"{env}\nEMULATED (TCG)"
     if env == data.baseline or eff is None:
         return env
-    text = short_effect(eff.overhead_pct)
-    return f"{env}\n{text}{' (n.s.)' if not eff.significant and finite(eff.overhead_pct) else ''}"
+    return f"{env}\n{decision_short(eff)}"
 
+
+def axis_label(what: str, unit: str) -> str:
+    """An axis label: what is measured and its unit ('throughput (MB/s)')."""
+    return f"{what} ({unit})" if unit else what
 
 
 def png_bytes(fig: Figure) -> bytes:
@@ -175,7 +181,8 @@ def figure_bars(data: ReportData, workload: str, panels: list[tuple[str, str]]) 
         unit = rows[xs[0]].unit if xs else ""
         direction = "higher is better" if xs and rows[xs[0]].higher_is_better else "lower is better"
         ax.set_title(f"{metric}{' @ ' + point if point else ''} ({direction})", fontsize=10)
-        ax.set_ylabel(unit)
+        ax.set_ylabel(axis_label(metric, unit))
+        ax.set_xlabel(f"environment (under each: against {data.baseline})", fontsize=8)
         _fit_to_real(ax, data, xs, rows, markers)
         ax.grid(axis="y", alpha=0.3)
         if not first:
@@ -219,7 +226,7 @@ def figure_sweep(data: ReportData, workload: str, metrics: list[str]) -> Figure 
         direction = "higher is better" if bool(sm["higher_is_better"].iloc[0]) else "lower is better"
         ax.set_title(f"{metric} ({direction})", fontsize=10)
         ax.set_xlabel(var)
-        ax.set_ylabel(unit)
+        ax.set_ylabel(axis_label(metric, unit))
         _maybe_log(ax, values)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -261,7 +268,7 @@ def figure_latency(data: ReportData, workload: str, metrics: list[str]) -> Figur
                         linestyle="--" if data.is_emulated(e) else "-")
         ax.set_xticks(range(len(members)), [f"p{p:g}" for p, _ in members])
         ax.set_xlabel("percentile")
-        ax.set_ylabel(s[s["metric"] == members[0][1]]["unit"].iloc[0])
+        ax.set_ylabel(axis_label(f"{prefix} latency", s[s["metric"] == members[0][1]]["unit"].iloc[0]))
         ax.set_title(f"{prefix} percentiles (lower is better)", fontsize=10)
         _maybe_log(ax, values)
         ax.grid(alpha=0.3)
@@ -392,7 +399,7 @@ def _cost_tick(data: ReportData, row) -> str:
         return row.env
     ci = (f"[{fmt_ratio(row.ratio_ci_low)}, {fmt_ratio(row.ratio_ci_high)}]" if finite(row.ratio_ci_low)
           else "(no CI)")
-    return f"{row.env}\n{fmt_ratio(row.ratio)}x {ci}"
+    return f"{row.env}\n{cost_words(row.ratio)} {ci}"
 
 
 def figure_cost_per_gbit(data: ReportData, workload: str) -> Figure | None:
@@ -419,7 +426,8 @@ def figure_cost_per_gbit(data: ReportData, workload: str) -> Figure | None:
         ax.set_xticks(range(len(xs)), ticks, fontsize=8)
     else:
         ax.set_xticks(range(len(xs)), ticks, rotation=30, ha="right", fontsize=8, rotation_mode="anchor")
-    ax.set_ylabel(rows[xs[0]].unit)
+    ax.set_ylabel(axis_label("host CPU time per Gbit", rows[xs[0]].unit))
+    ax.set_xlabel(f"environment (under each: CPU cost against {data.baseline})", fontsize=8)
     ax.set_title("CPU time per Gbit (not cycles: hardware counters not read); lower is better", fontsize=10)
     _fit_to_real(ax, data, xs, rows, [])
     ax.grid(axis="y", alpha=0.3)
@@ -499,7 +507,7 @@ def figure_cost_sweep(data: ReportData, workload: str) -> Figure | None:
                                 fontsize=7, color="#555555")
         ax.set_title(f"{metric} against host CPUs busy (one point per {var})", fontsize=10)
         ax.set_xlabel("host CPUs busy (cores)")
-        ax.set_ylabel(unit)
+        ax.set_ylabel(axis_label(metric, unit))
         ax.set_xlim(left=0)
         _maybe_log(ax, real)         # an emulated environment alone never makes the axis logarithmic
         ax.grid(alpha=0.3)
@@ -603,41 +611,53 @@ def overview_rows(data: ReportData) -> pd.DataFrame:
     return keyed.sort_values(["_w", "workload", "metric", "_p", "_e"]).drop(columns=["_w", "_e", "_p"])
 
 
+#: a decision's colour in the figures (Okabe-Ito, as the report's tables); "" for no decision recorded
+DECISION_COLORS = {"same": "#009e73", "slower": "#d55e00", "faster": "#0072b2", "undecided": "#e69f00",
+                   "no interval": "#999999"}
+
+
 def figure_overview(data: ReportData) -> Figure | None:
     """A forest plot: every primary overhead as a point with its 95 % interval, one line per
-    workload x metric x point x environment; the A/A noise floor as a grey band around 0 and the
-    precision target as brackets around the point (where they are)."""
+    workload x metric x point x environment, coloured by its stored decision (by environment for a
+    table without decisions); the equivalence margin as a shaded band around 0 and the precision
+    target as brackets around the point (where they are)."""
     rows = overview_rows(data)
     if rows.empty:
         return None
     colors = env_colors(data)
+    decided = "decision" in rows.columns
     n = len(rows)
-    fig = Figure(figsize=(9.5, max(2.5, 0.22 * n + 1.2)), layout="constrained")
+    fig = Figure(figsize=(9.5, max(2.5, 0.22 * n + 1.6)), layout="constrained")
     ax = fig.subplots()
     ys = np.arange(n)[::-1]
-    labels = []
+    labels, seen = [], set()
     for y, r in zip(ys, rows.itertuples()):
         labels.append(f"{r.workload} {r.metric}{' ' + r.point if r.point else ''} · {r.env}")
-        if finite(r.noise_floor_pct):
-            ax.fill_betweenx([y - 0.45, y + 0.45], -r.noise_floor_pct, r.noise_floor_pct, color="#dddddd", lw=0)
+        margin = getattr(r, "margin_pct", None)
+        if finite(margin):
+            ax.fill_betweenx([y - 0.45, y + 0.45], -margin, margin, color="#e4e4e4", lw=0)
         if not finite(r.overhead_pct):
             continue
-        color = colors.get(r.env, "#333333")
+        d = decision_of(r)
+        color = DECISION_COLORS.get(d, "#333333") if decided else colors.get(r.env, "#333333")
+        label = (d or "no decision recorded") if decided and d not in seen else None
+        seen.add(d)
         if finite(r.overhead_ci_low):
             ax.plot([r.overhead_ci_low, r.overhead_ci_high], [y, y], color=color, lw=2)
-            ax.plot([r.overhead_pct], [y], "o", color=color, ms=5)
+            ax.plot([r.overhead_pct], [y], "o", color=color, ms=5, label=label)
         else:
-            ax.plot([r.overhead_pct], [y], "o", mfc="white", mec=color, ms=5)
+            ax.plot([r.overhead_pct], [y], "o", mfc="white", mec=color, ms=5, label=label)
         if finite(r.target_pct):
             t = r.target_pct
             ax.plot([r.overhead_pct - t, r.overhead_pct + t], [y, y], ls="none", marker="|", color="#555555", ms=9)
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(ys, labels, fontsize=7)
     ax.set_ylim(-0.8, n - 0.2)
-    ax.set_xlabel(f"overhead against {data.baseline}, % (positive = slower)")
+    ax.set_xlabel(f"overhead against {data.baseline}, % (positive = slower, negative = faster)")
+    ax.set_ylabel("workload, primary metric, point · environment", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
-    ax.set_title("Overheads with 95% intervals over rounds; | |: precision target; grey: A/A noise floor; "
-                 "open circle: no interval yet", fontsize=8)
+    if decided and seen:
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="decision", title_fontsize=7)
+    ax.set_title("Overheads with 95% intervals over rounds; | |: precision target; shaded: ± the equivalence "
+                 "margin; open circle: no interval yet", fontsize=8)
     return fig
-
-

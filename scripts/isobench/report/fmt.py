@@ -124,3 +124,75 @@ def when(ts: Any) -> str:
         return str(ts)
     t = t.tz_convert("UTC") if t.tzinfo else t
     return t.strftime("%Y-%m-%d %H:%M UTC")
+
+
+# -- decisions (the overhead table's ``decision`` columns; read, never computed here) ---------------
+#: the words the aggregate stage decides with, in the order the report lists them
+DECISIONS = ("same", "slower", "faster", "undecided", "no interval")
+#: what an entry says when its table has no decision (an aggregate written before decisions existed)
+NO_DECISION = "no decision recorded"
+
+
+def decision_of(row: Any) -> str:
+    """The stored decision word of an overhead row, "" when the table has none for it."""
+    d = getattr(row, "decision", None)
+    return d if isinstance(d, str) else ""
+
+
+def decision_class(decision: str) -> str:
+    """The CSS class of a decision (``dec-same`` ... ``dec-none`` for no interval, ``dec-unrecorded``)."""
+    if decision == "no interval":
+        return "dec-none"
+    return f"dec-{decision}" if decision in DECISIONS else "dec-unrecorded"
+
+
+def margin_words(row: Any) -> str:
+    """'±5%', the row's equivalence margin, "" where the table has none."""
+    m = getattr(row, "margin_pct", None)
+    return f"±{float(m):g}%" if finite(m) else ""
+
+
+def settle_words(decision: str, settle_rounds: Any) -> str:
+    """What would settle an undecided comparison, from its stored ``settle_rounds`` ("" otherwise)."""
+    if decision != "undecided":
+        return ""
+    if settle_rounds is None or (isinstance(settle_rounds, float) and math.isnan(settle_rounds)):
+        return "no estimate of the rounds that would settle it"
+    x = float(settle_rounds)
+    if math.isinf(x):
+        return "no number of rounds would settle it at this spread"
+    n = max(1, math.ceil(x))
+    return f"~{n} more round{'s' if n != 1 else ''} would settle it"
+
+
+def decision_short(row: Any) -> str:
+    """A comparison in a few words, the direction always said: '12.3% slower', 'same (±5%)',
+    'undecided (0.5% slower)', 'no interval (3.0% faster)'; without a stored decision the effect and
+    whether it is significant ('0.5% slower (n.s.)')."""
+    d, effect = decision_of(row), short_effect(getattr(row, "overhead_pct", None))
+    if d in ("slower", "faster"):
+        return effect
+    if d == "same":
+        m = margin_words(row)
+        return f"same{' (' + m + ')' if m else ''}"
+    if d:
+        return f"{d} ({effect})"
+    sig = getattr(row, "significant", None)
+    return effect + (" (n.s.)" if sig is not None and not sig and finite(getattr(row, "overhead_pct", None)) else "")
+
+
+def ratio_words(ratio: Any, higher_is_better: bool) -> str:
+    """'0.67x native (slower)': a ratio to the baseline with the direction it means for this metric."""
+    if not finite(ratio):
+        return "–"
+    r = float(ratio)
+    way = "same" if r == 1 else ("slower" if (r < 1) == bool(higher_is_better) else "faster")
+    return f"{fmt_ratio(r)}x ({way})"
+
+
+def cost_words(ratio: Any) -> str:
+    """A CPU cost against the baseline: '1.4x (more CPU)', '0.9x (less CPU)'."""
+    if not finite(ratio):
+        return "–"
+    r = float(ratio)
+    return f"{fmt_ratio(r)}x ({'same CPU' if r == 1 else 'more CPU' if r > 1 else 'less CPU'})"

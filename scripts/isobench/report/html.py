@@ -20,6 +20,7 @@ from .. import paper as paperlib
 from . import fmt as f
 from .figures import COST_SECTION, RenderedFigure, cost_frame, effects_of
 from .inputs import ReportData
+from .matrix import decision_matrix
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 EMULATED = "emulated"
@@ -32,8 +33,12 @@ _ENV.filters.update(fmt=f.fmt, ratio=f.fmt_ratio, pct=f.fmt_pct, when=f.when, se
 
 
 def _effect_cell(data: ReportData, row) -> dict[str, str]:
-    """'12.3% slower' with its CI, coloured by significance; 'emulated' for TCG environments.
-    Keys: cls (of the td), title, text, ci ("" for no span)."""
+    """'12.3% slower' with its CI, coloured by the stored decision; 'emulated' for TCG environments.
+    Keys: cls (of the td), title, text, ci ("" for no span).
+
+    The words are the aggregate stage's decision (same / slower / faster / undecided / no interval);
+    a table written before decisions existed shows the effect and whether it is significant, in
+    neutral colours. No "noise" label: a significant effect is always said as one."""
     if row is None:
         return {"cls": "ns", "title": "no result", "text": "–", "ci": None}
     if data.is_emulated(row.env):
@@ -42,19 +47,20 @@ def _effect_cell(data: ReportData, row) -> dict[str, str]:
     if not f.finite(row.overhead_pct):
         return {"cls": "ns", "title": row.ci_note, "text": "undefined", "ci": None}
     ci = f.ci_words(row.overhead_ci_low, row.overhead_ci_high)
-    if row.within_noise_floor:
-        cls, tag = "noise", " ≈ noise"
-    elif not row.significant:
-        cls, tag = "ns", " (n.s.)"
+    decision = f.decision_of(row)
+    if decision:
+        cls = f.decision_class(decision)
     else:
-        cls, tag = ("slower" if row.overhead_pct > 0 else "faster"), ""
-    title = (f"ratio {f.fmt_ratio(row.ratio)}; {row.effect}" + (f"; {row.reason}" if row.reason else "")
-             + (f"; A/A noise floor {f.fmt_pct(row.noise_floor_pct)}%" if f.finite(row.noise_floor_pct) else ""))
+        cls = ("slower" if row.overhead_pct > 0 else "faster") if row.significant else "ns"
+    text = getattr(row, "decision_text", None)
+    settle = f.settle_words(decision, getattr(row, "settle_rounds", None))
+    title = "; ".join(filter(None, [text if isinstance(text, str) else "", settle, f"ratio {f.fmt_ratio(row.ratio)}",
+                                    "" if decision else row.effect, row.reason]))
     if not f.finite(row.ratio_ci_low):
-        cls, ci = "ns", f"no interval: {row.n} rounds"
+        ci = f"no interval: {row.n} rounds"
     miss = " ✗" if f.finite(row.target_pct) and f.finite(row.ratio_ci_low) and not row.target_met else ""
     title += f"; ±{f.fmt_pct(row.halfwidth_pct)}% reached, target ±{f.fmt_pct(row.target_pct)}%, {row.n} rounds"
-    return {"cls": f"num {cls}", "title": title, "text": f.short_effect(row.overhead_pct) + tag, "ci": ci + miss}
+    return {"cls": f"num {cls}", "title": title, "text": f.decision_short(row), "ci": ci + miss}
 
 
 def _env_order(data: ReportData) -> dict[str, int]:
@@ -151,11 +157,15 @@ def paper_rows(data: ReportData, workload: str) -> dict[str, Any]:
     c = data.comparison[data.comparison["workload"] == workload]
     order = _env_order(data)
     judged = c[c["verdict"].isin(paperlib.JUDGED)]
+    eff = effects_of(data, workload)
     rows = []
     for r in sorted(judged.itertuples(), key=lambda r: (r.metric, f.point_key(r.point), order.get(r.env, 99))):
+        o = eff.get((r.env, r.metric, r.point))
+        hib = bool(o.higher_is_better) if o is not None else True
         ours = f.fmt_ratio(r.ratio) + (f" ({f.fmt_ratio(r.ratio_ci_low)}–{f.fmt_ratio(r.ratio_ci_high)})"
                                        if f.finite(r.ratio_ci_low) else "")
-        rows.append({"r": r, "ours": ours,
+        rows.append({"r": r, "ours": ours, "ours_words": f.decision_short(o) if o is not None else "",
+                     "paper": f.ratio_words(r.paper_ratio, hib) if o is not None else f.fmt_ratio(r.paper_ratio),
                      "cls": {paperlib.AGREES: "verdict-agrees", paperlib.DIFFERS: "verdict-differs"}
                      .get(r.verdict, "verdict-nc")})
     folded: dict[tuple[str, str], list[str]] = {}
@@ -200,8 +210,8 @@ def cost_rows(data: ReportData) -> list[dict[str, Any]]:
         elif not f.finite(r.ratio):
             vs = r.ratio_note
         else:
-            vs = f"{f.fmt_ratio(r.ratio)}x " + (f"[{f.fmt_ratio(r.ratio_ci_low)}, {f.fmt_ratio(r.ratio_ci_high)}]"
-                                                if f.finite(r.ratio_ci_low) else f"({r.ratio_note})")
+            vs = f.cost_words(r.ratio) + (f" [{f.fmt_ratio(r.ratio_ci_low)}, {f.fmt_ratio(r.ratio_ci_high)}]"
+                                          if f.finite(r.ratio_ci_low) else f" ({r.ratio_note})")
         ci = f"[{f.fmt(r.ci_low)}, {f.fmt(r.ci_high)}]" if f.finite(r.ci_low) else r.ci_note
         rows.append({"workload": r.workload, "metric": r.metric, "unit": r.unit, "env": r.env,
                      "point": r.point + (f" ({r.subject})" if r.subject else ""), "per_point": bool(r.point),
@@ -212,7 +222,8 @@ def cost_rows(data: ReportData) -> list[dict[str, Any]]:
 def calibration_view(data: ReportData) -> dict[str, Any]:
     c = data.calibration
     rows = [{"r": r, "ci": f"{f.fmt_ratio(r.ratio_ci_low)}–{f.fmt_ratio(r.ratio_ci_high)}"
-             if f.finite(r.ratio_ci_low) else "no CI"}
+             if f.finite(r.ratio_ci_low) else "no CI",
+             "words": f"{r.env_b} {f.short_effect(r.diff_pct)} than {r.env_a}" if f.finite(r.diff_pct) else ""}
             for r in c.sort_values(["workload", "metric", "point", "env_a", "env_b"]).itertuples()]
     aa = data.aa_check.iloc[0]
     verdict = ("within what chance allows" if aa["within_chance"]
@@ -249,8 +260,42 @@ def methods_view(data: ReportData) -> dict[str, Any]:
             "last": s["last_ended_at"].max() if len(s) else None,
             "versions": [{"workload": w, "version": v, "envs": sorted(envs, key=lambda e: order.get(e, 99))}
                          for (w, v), envs in sorted(versions.items())],
-            "workloads": sorted(data.workloads.items()), "m": data.stats_meta,
+            "workloads": sorted(data.workloads.items()), "m": data.stats_meta, "margins": margin_rows(data),
             "verdict_rule": paperlib.verdict_rule(data.paper_tolerance), "tags": paperlib.TAGS}
+
+
+def margin_rows(data: ReportData) -> list[dict[str, str]]:
+    """The equivalence margins the stored decisions used, per workload and metric (as stored with
+    each overhead row; none for a table written before decisions existed)."""
+    o = data.overhead
+    if "margin_pct" not in o.columns or o.empty:
+        return []
+    o = o[o["primary"].astype(bool)].drop_duplicates(["workload", "metric", "margin_pct"])
+    return [{"workload": r.workload, "metric": r.metric, "margin": f.margin_words(r)}
+            for r in sorted(o.itertuples(), key=lambda r: (data.workload_rank(r.workload), r.workload, r.metric))
+            if f.margin_words(r)]
+
+
+def aa_decisions(data: ReportData) -> list[dict[str, Any]]:
+    """The stored decisions of each A/A environment's primary metrics, counted, and its false alarms
+    listed (an A/A pair measures the same thing twice: "slower" or "faster" there is the method
+    crying wolf). Empty for a table without decisions."""
+    o = data.overhead
+    if "decision" not in o.columns or o.empty:
+        return []
+    o = o[o["aa"].astype(bool) & o["primary"].astype(bool)]
+    out = []
+    for env in [e for e in data.envs() if e in set(o["env"])]:
+        rows = sorted(o[o["env"] == env].itertuples(), key=lambda r: (data.workload_rank(r.workload), r.workload,
+                                                                        r.metric, f.point_key(r.point)))
+        words = [f.decision_of(r) or f.NO_DECISION for r in rows]
+        counts = [{"word": d, "n": words.count(d), "cls": f.decision_class(d)}
+                  for d in [*f.DECISIONS, f.NO_DECISION] if words.count(d)]
+        alarms = [{"what": f"{r.workload} {r.metric}{' ' + r.point if r.point else ''}", "cls": f.decision_class(w),
+                   "text": r.decision_text if isinstance(getattr(r, "decision_text", None), str) else w}
+                  for r, w in zip(rows, words) if w in ("slower", "faster")]
+        out.append({"env": env, "n": len(rows), "counts": counts, "alarms": alarms})
+    return out
 
 
 def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]],
@@ -269,6 +314,7 @@ def render_html(data: ReportData, figures: dict[str, list[RenderedFigure]],
         min_rounds_ci=data.stats_meta.get("min_rounds_ci", 5), environments=environment_rows(data),
         missing=missing_rows(data),
         sections=[workload_view(data, w, figures.get(w, [])) for w in data.workload_names()],
-        calibration=calibration_view(data), methods=methods_view(data), cost=cost_rows(data),
+        calibration=calibration_view(data), aa_decisions=aa_decisions(data), methods=methods_view(data),
+        cost=cost_rows(data), matrix=decision_matrix(data),
         cost_figures=[fig for w in data.workload_names() for fig in figures.get(w, []) if fig.section == COST_SECTION],
         cost_basis=data.cpu_cost["basis"].iloc[0] if len(data.cpu_cost) else "")
