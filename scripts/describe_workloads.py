@@ -13,7 +13,7 @@ def main(workloads: list, run: dict, out: str) -> None:
         wl = wlmod.from_param(params)
         doc[wl.name] = {"kind": wl.kind, "description": wl.describe(), "params": wl.params,
                         "metrics": {k: asdict(m) for k, m in wl.METRICS.items()},
-                        "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl.name}/round-*"}
+                        "rerun": f"snakemake --cores 1 all --forcerun results/raw/{wl.name}/round-*"}
     write_json(out, doc)
 
 

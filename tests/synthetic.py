@@ -197,7 +197,7 @@ def make_run(root: Path, workloads: dict | None = None) -> dict:
         doc[wl] = {"kind": kind, "description": f"synthetic {kind}", "params": params,
                    "metrics": {m: {"unit": u, "higher_is_better": h, "description": f"{m} (synthetic)"}
                                for m, (u, h, _) in metrics.items()},
-                   "rerun": f"snakemake --cores 1 all --forcerun results/raw/*/{wl}/round-*"}
+                   "rerun": f"snakemake --cores 1 all --forcerun results/raw/{wl}/round-*"}
     wj = root / "provision" / "workloads.json"
     wj.write_text(json.dumps(doc))
     return {"cells": cells, "manifests": manifests, "warmups": warmups, "workloads": wj, "batches": batches}
