@@ -31,7 +31,7 @@ def test_full_profile_picks_full_values(default_raw):
 
 
 def test_defaults_are_filled(default_raw):
-    raw = variant(default_raw, workloads={"f": {"kind": "fio"}})
+    raw = variant(default_raw, workloads={"f": {"kind": "fio"}}, run=None)    # the lists name the default workloads
     cfg = config.load(raw)
     assert cfg.workloads["f"]["iodepth"] == 16 and cfg.workloads["f"]["rw"] == "randread"
 
