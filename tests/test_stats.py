@@ -322,18 +322,24 @@ def test_missing_baseline_gives_no_overhead_rows(run):
 
 
 def test_aa_calibration_sets_noise_floor(run):
+    """The noise floor is the A/A interval's half-width at the row's own n (#25: on the scale of the
+    interval it is compared with; it used to be the 95th percentile of single-round differences)."""
     c = run["calibration"]
     assert set(zip(c["env_a"], c["env_b"])) == {("native", "native_again")}
     row = _row(c, workload="compression", metric="throughput")
     x, y, _ = rounds.paired(rounds.cell_values(agg.read_cells(run["cells"])), "native_again", "native",
                             "throughput", "")
     p95 = (math.exp(np.percentile(np.abs(np.log(x / y)), 95)) - 1) * 100
-    assert row["noise_floor_pct"] == pytest.approx(p95) and 0 < row["noise_floor_pct"] < 1
+    assert row["p95_diff_pct"] == pytest.approx(p95)
+    assert row["noise_floor_pct"] == pytest.approx(row["halfwidth_pct"]) and 0 < row["noise_floor_pct"] < 2
     assert row["n"] == ROUNDS and not row["significant"]
     o = _row(run["overhead"], env="lxc_volume", workload="compression", metric="throughput")
-    assert o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"]) and not o["within_noise_floor"]
+    assert o["n"] == row["n"] and o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"])
+    assert not o["within_noise_floor"] and o["decision"] == "slower"
     again = _row(run["overhead"], env="native_again", workload="compression", metric="throughput")
     assert again["within_noise_floor"]
+    o = run["overhead"]
+    assert not (o["within_noise_floor"] & (o["significant"] | o["decision"].isin(["slower", "faster"]))).any()
 
 
 def test_aa_pairs_need_identical_settings_and_labels():

@@ -84,6 +84,12 @@ METHOD = (f"{CONFIDENCE:.0%} repeated confidence interval (Jennison & Turnbull) 
           f"any stopping time up to N")
 
 
+RULE = ("same: the whole interval inside [1/(1+m), 1+m] (m: the workload's margin); slower/faster: the "
+        "interval excludes 1 (slower = worse performance in the metric's direction); undecided: neither, "
+        "settle_rounds = the further rounds the measured SD says would decide it; no interval: fewer than "
+        f"{FIRST_LOOK} rounds or no variance")
+
+
 @lru_cache(maxsize=64)
 def z_boundaries(horizon: int, first: int = FIRST_LOOK, alpha: float = 1 - CONFIDENCE,
                  rho: float = RHO) -> np.ndarray:
@@ -232,7 +238,7 @@ def rounds_to_target(sd, n, target_pct, horizon: int = DEFAULT_HORIZON) -> np.nd
 
 
 def _pct(x: float) -> str:
-    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.1f}"
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.1f}"
 
 
 def text(decision: str, ratio: float, lo: float, hi: float, margin_pct: float, higher_is_better: bool,
@@ -244,7 +250,8 @@ def text(decision: str, ratio: float, lo: float, hi: float, margin_pct: float, h
     if decision == SAME:
         return f"same as {baseline} within ±{margin_pct:g} %"
     if decision == UNDECIDED:
-        more = f"~{settle:.0f} more rounds would settle it" if math.isfinite(settle) else "more rounds needed"
+        more = (f"~{settle:.0f} more round{'s' if round(settle) != 1 else ''} would settle it"
+                if math.isfinite(settle) else "more rounds needed")
         return f"undecided: {more}"
     # slower/faster by X % [a, b] in performance terms: the loss or gain against the baseline
     def perf(r: float) -> float:
