@@ -538,7 +538,9 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     paper = paperlib.load(paper_results)
     comparison = compare.paper_table(over, manifests, described, paper)
     missing = _frame(compare.missing_table(summary, manifests, run, described,
-                                           {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline),
+                                           {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline,
+                                           {w: rounds.unpaired_rounds(values[values["workload"] == w], baseline, g)
+                                            for w, g in gaps.items()}),
                      compare.MISSING_COLUMNS)
     aa = _frame(compare.aa_check(calib, stats.CONFIDENCE, aa_rounds(values, manifests, baseline=baseline, gaps=gaps),
                                  horizons, seed=seed), compare.AA_CHECK_COLUMNS)

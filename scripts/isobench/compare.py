@@ -7,7 +7,9 @@ missing results and each environment's status. The report only reads these table
   ``cell``: a cell of an available environment in a round its workload measured that has no
   results (failed, or not run; the rounds the sentinel flagged are not missing, they are listed
   with the precision; a pair the run does not plan, an environment outside its workload's
-  ``run.environments_for`` list, is not missing); ``baseline``: a workload with results but none of the baseline, so no
+  ``run.environments_for`` list, is not missing); ``pair``: a cell of a round whose baseline cell
+  started more than the pairing gap earlier or later (re-measured alone), so the pair is dropped;
+  ``baseline``: a workload with results but none of the baseline, so no
   overhead is computed for it (``reason`` says why; ``env`` is the baseline, ``round`` 0);
 * :func:`aa_check`: whether the A/A comparisons came out significant no more often than chance
   allows (one row, see :data:`AA_CHECK_COLUMNS`): of the ``judged`` A/A comparisons with an
@@ -79,10 +81,13 @@ def environments_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any
 
 def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], run: dict[str, Any],
                   workloads: dict[str, dict[str, Any]], rounds_measured: dict[str, int],
-                  flagged: dict[str, dict[int, str]], baseline: str) -> list[dict[str, Any]]:
+                  flagged: dict[str, dict[int, str]], baseline: str,
+                  unpaired: dict[str, list[tuple[str, int, float]]] | None = None) -> list[dict[str, Any]]:
     """Missing cells (in the run's order of environments and workloads, then by round), then the
-    workloads without baseline results (by name). Only the planned pairs count: each workload's
-    environments from ``run["environments_for"]`` (absent: every environment of the run)."""
+    pairs dropped because their two cells started too far apart (``unpaired``: workload -> (env,
+    round, gap in s), :func:`isobench.rounds.unpaired_rounds`), then the workloads without
+    baseline results (by name). Only the planned pairs count: each workload's environments from
+    ``run["environments_for"]`` (absent: every environment of the run)."""
     envs = [e for e in run.get("environments", manifests) if manifests.get(e, {}).get("available", True)]
     wls = run.get("workloads", list(workloads))
     planned = run.get("environments_for", {})
@@ -94,6 +99,10 @@ def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], r
     rows = [{"scope": "cell", "env": e, "workload": w, "round": rnd, "reason": MISSING_CELL_REASON}
             for e in envs for w in wls for rnd in range(1, rounds_measured.get(w, 0) + 1)
             if e in planned.get(w, envs) and (e, w, rnd) not in have and rnd not in flagged.get(w, {})]
+    rows += [{"scope": "pair", "env": env, "workload": w, "round": rnd,
+              "reason": f"not paired: its cell and the {baseline} cell of round {rnd} started {gap / 60:.0f} min "
+                        f"apart (more than rounds.max_pair_gap_minutes)"}
+             for w, lst in sorted((unpaired or {}).items()) for env, rnd, gap in sorted(lst)]
     gaps = sorted(set(summary["workload"]) - set(summary.loc[summary["env"] == baseline, "workload"]))
     if gaps:
         m = manifests.get(baseline)

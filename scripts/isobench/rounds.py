@@ -96,6 +96,24 @@ def paired(values: pd.DataFrame, env: str, baseline: str, metric: str, point: st
     return (a.loc[common, "value"].to_numpy(np.float64), b.loc[common, "value"].to_numpy(np.float64), common)
 
 
+def unpaired_rounds(values: pd.DataFrame, baseline: str, max_gap_s: float) -> list[tuple[str, int, float]]:
+    """(env, round, gap in s) of every round whose env cell and baseline cell both exist but started
+    more than ``max_gap_s`` apart, so :func:`paired` drops the pair (the missing table lists them)."""
+    if not math.isfinite(max_gap_s) or values.empty:
+        return []
+    first = values.groupby(["env", "round"], sort=True)["started_at"].min()
+    if baseline not in first.index.get_level_values(0):
+        return []
+    base = first.loc[baseline]
+    out = []
+    for (env, rnd), t in first.items():
+        if env != baseline and rnd in base.index:
+            gap = abs((t - base.loc[rnd]).total_seconds())
+            if gap > max_gap_s:
+                out.append((str(env), int(rnd), gap))
+    return out
+
+
 def precision_groups(values: pd.DataFrame, *, baseline: str, primary: set[str], emulated: set[str],
                      exclude: set[int], max_gap_s: float = math.inf, horizon: int | None = None,
                      margin_pct: float = DEFAULT_MARGIN_PCT) -> list[dict[str, Any]]:
@@ -127,6 +145,17 @@ def precision_groups(values: pd.DataFrame, *, baseline: str, primary: set[str], 
                      "decision": word, "margin_pct": float(margin_pct), "settle_rounds": settle,
                      "higher_is_better": bool(hib.get(metric, True))})
     return rows
+
+
+def batch_size(usable, min_rounds: int, deficit, fewest):
+    """The rounds the next batch wants (vectorised over numpy arrays, for the simulation tests):
+    up to ``min_rounds`` first; then the largest ``deficit`` of the open comparisons, but never
+    more than half the rounds there are (a noisy early SD cannot overshoot by > 1.5x), except to
+    bring a comparison with too few pairs (``fewest``, re-measured alone) up to the minimum."""
+    floor = max(min_rounds, stats.MIN_ROUNDS_CI)
+    usable, deficit, fewest = np.asarray(usable), np.asarray(deficit), np.asarray(fewest)
+    grow = np.maximum(1, np.minimum(deficit, np.maximum(np.ceil(usable / 2), floor - fewest)))
+    return np.where(usable < min_rounds, min_rounds - usable, grow).astype(np.int64)
 
 
 def is_open(g: dict[str, Any], target_pct: float) -> bool:
@@ -194,14 +223,9 @@ def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds
         record["measure"] = sorted(set(values["env"]) - set(emulated)) if len(values) else [baseline]
     floor = max(policy["min_rounds"], stats.MIN_ROUNDS_CI)
     # rounds each open comparison still lacks: up to the minimum, then what its SD says
-    deficits = [max(floor, g["needed"] or floor) - g["n"] for g in unmet] if usable >= policy["min_rounds"] else []
+    deficits = [max(floor, g["needed"] or floor) - g["n"] for g in unmet]
     fewest = min((g["n"] for g in groups), default=usable)
-    if usable < policy["min_rounds"]:
-        want = policy["min_rounds"] - usable
-    else:
-        # never more than half the rounds there are (a noisy early SD cannot overshoot by > 1.5x),
-        # except to bring a comparison with too few pairs (re-measured alone) up to the minimum
-        want = max(1, min(max(deficits, default=1), max(math.ceil(usable / 2), floor - fewest)))
+    want = int(batch_size(usable, policy["min_rounds"], max(deficits, default=1), fewest))
     room = policy["max_rounds"] - rounds_measured
     if room <= 0:
         record.update(stop="max rounds", measure=[])
