@@ -123,8 +123,11 @@ def aa_significant(d: np.ndarray, horizon: int | None) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = x.sum(axis=-2) / n
         var = (np.where(ok, (x - mean[..., None, :]) ** 2, 0.0)).sum(axis=-2) / (n - 1)
-        c = decision.multiplier(np.maximum(n, 0), horizon) if horizon is not None else \
-            np.where(n >= decision.FIRST_LOOK, decision.fixed_multiplier(np.maximum(n, 2)), np.nan)
+        # one quantile per distinct n (the draws share few of them)
+        uniq, inv = np.unique(n, return_inverse=True)
+        cu = decision.multiplier(np.maximum(uniq, 0), horizon) if horizon is not None else \
+            np.where(uniq >= decision.FIRST_LOOK, decision.fixed_multiplier(np.maximum(uniq, 2)), np.nan)
+        c = np.asarray(cu)[inv].reshape(n.shape)
         half = c * np.sqrt(var) / np.sqrt(n)
         return (n >= decision.FIRST_LOOK) & (var > 0) & (np.abs(mean) > half)
 
@@ -153,7 +156,7 @@ def aa_check(calibration: pd.DataFrame, confidence: float, per_round: pd.DataFra
         rng = np.random.default_rng(seed)
         counts = np.zeros(draws)
         for wl, g in per_round.groupby("workload", sort=True):
-            d = g.pivot_table(index="round", columns="comparison", values="d", aggfunc="first").to_numpy(np.float64)
+            d = g.pivot(index="round", columns="comparison", values="d").to_numpy(np.float64)
             signs = rng.choice([-1.0, 1.0], size=(draws, d.shape[0], 1))
             signs[0] = 1.0   # the observed table is one of the draws (an exact randomisation test)
             counts += aa_significant(signs * d[None], (horizons or {}).get(wl)).sum(axis=-1)
