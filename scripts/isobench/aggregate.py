@@ -13,23 +13,29 @@ absent):
   of the counted rounds: median and mean of the cell values, the 95 % t-interval of the mean over
   cells, the spread between cells, see :data:`SUMMARY_COLUMNS`;
 * ``overhead.parquet`` / ``overhead.csv``: every other environment against the baseline, paired
-  per round (:func:`isobench.stats.paired_ratio`): ratio, t-interval, half-width against the
-  precision target, Benjamini-Hochberg adjusted significance, the A/A noise floor, see
-  :data:`OVERHEAD_COLUMNS`;
+  per round (:func:`isobench.stats.paired_ratio`): the geometric mean of the per-round ratios,
+  its sequential interval (:mod:`isobench.decision`, valid at the stopping time; the method is
+  ``ci_method`` in the metadata), half-width against the precision target, Benjamini-Hochberg
+  adjusted significance, the A/A noise floor (the A/A interval's half-width at the row's n), the
+  decision against the workload's margin (``margin_pct``, ``decision``, ``decision_text``,
+  ``settle_rounds``), see :data:`OVERHEAD_COLUMNS`;
 * ``calibration.parquet`` / ``calibration.csv``: A/A pairs, environments whose manifests have the
   same driver, settings and labels (``native`` and ``native_aa``), analysed the same paired way;
-  what they differ by is pure noise. The noise floor of a workload x metric x point is the 95th
-  percentile of the A/A pair's absolute per-round differences;
+  what they differ by is pure noise. ``noise_floor_pct`` is the A/A interval's half-width,
+  ``p95_diff_pct`` the 95th percentile of the A/A pair's absolute per-round differences;
 * ``precision.parquet`` / ``precision.csv``: per workload the target, the rounds measured, usable
-  and flagged (with the reasons), the worst half-width reached, whether a cap stopped it, and the
-  rounds the ideal (1.96 SD / h)^2 implies for the observed paired SD;
+  and flagged (with the reasons), the worst half-width reached, whether its rounds ended because
+  every primary comparison was decided or as precise as the target (``met``; ``stop`` says which:
+  "decided", "target met") or a cap stopped them, and the rounds the ideal (1.96 SD / h)^2
+  implies for the observed paired SD;
 * ``paper`` / ``paper_csv``: every overhead row against Felter et al.'s ratio with its verdict
   (:func:`isobench.compare.paper_table`; the paper's figures, ``report/paper_results.yaml``, are an
   input of this stage); the band tolerance is stored as ``paper_tolerance`` in its metadata;
 * ``missing`` / ``missing_csv``: missing cells and workloads without baseline results
   (:func:`isobench.compare.missing_table`);
 * ``aa_check`` / ``aa_check_csv``: the A/A comparisons that came out significant against what
-  chance allows (:func:`isobench.compare.aa_check`);
+  chance allows under a sign-flip null over rounds that keeps correlated comparisons together
+  (:func:`isobench.compare.aa_check`);
 * ``environments`` / ``environments_csv``: each environment's status, emulation and paper
   counterparts (:func:`isobench.compare.environments_table`);
 * ``cpu_cost`` / ``cpu_cost_csv``: the CPU cost of the work per environment and workload (host CPUs
@@ -407,7 +413,8 @@ def precision_table(batches: list[dict[str, Any]]) -> pd.DataFrame:
                      "worst_metric": worst.get("metric", ""), "worst_point": worst.get("point", ""),
                      "sd_log": sd, "ideal_rounds": stats.rounds_for(sd, rec["target_pct"], t_based=False)
                      if math.isfinite(sd) else 0,
-                     "met": stop == "target met", "stop": stop, "capped": stop in ("max rounds", "time budget"),
+                     "met": stop in ("decided", "target met"), "stop": stop,
+                     "capped": stop in ("max rounds", "time budget"),
                      "seconds": rec.get("seconds", math.nan)})
     return _frame(rows, PRECISION_COLUMNS)
 
