@@ -359,7 +359,8 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
             "comparable": not reasons, "reason": "; ".join(reasons),
             "noise_floor_pct": _floor_pct(floors.get(bkey, math.nan), ps.n, horizon),
             "margin_pct": margin, "decision": word, "settle_rounds": settle,
-            "decision_text": decision.text(word, ps.ratio, ps.ci_low, ps.ci_high, margin, hib, settle, baseline, ps.n),
+            "decision_text": ("emulated (TCG), not a KVM figure: " if s.emulated else "")
+            + decision.text(word, ps.ratio, ps.ci_low, ps.ci_high, margin, hib, settle, baseline, ps.n),
         })
     df = pd.DataFrame(rows)
     if df.empty:
@@ -369,10 +370,13 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
     q[family.to_numpy()] = stats.bh_adjust(df.loc[family, "p_value"].to_numpy(np.float64))
     df["q_value"] = q
     alpha = 1 - stats.CONFIDENCE
-    # A/A rows are judged by their own interval (they are the test of the method, not a finding)
-    df["significant"] = [bool(np.isfinite(qv) and qv < alpha) if not aa else
-                         bool(math.isfinite(lo_) and (lo_ > 1 or hi_ < 1))
-                         for qv, aa, lo_, hi_ in zip(df["q_value"], df["aa"], df["ratio_ci_low"], df["ratio_ci_high"])]
+    # A/A rows are judged by their own interval (they are the test of the method, not a finding); the
+    # others need both: the FDR-adjusted fixed-n p-value and the sequential interval excluding 1 (so
+    # "significant" never says more than the interval valid at the stopping time)
+    excludes = [bool(math.isfinite(lo_) and (lo_ > 1 or hi_ < 1))
+                for lo_, hi_ in zip(df["ratio_ci_low"], df["ratio_ci_high"])]
+    df["significant"] = [ex if aa else bool(np.isfinite(qv) and qv < alpha and ex)
+                         for qv, aa, ex in zip(df["q_value"], df["aa"], excludes)]
     # never over an effect the interval shows (significant, or decided slower/faster)
     df["within_noise_floor"] = [bool(math.isfinite(f) and math.isfinite(p) and abs(p) <= f and not sig
                                      and w not in (decision.SLOWER, decision.FASTER))
@@ -557,7 +561,8 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     _write(aa, out.aa_check, out.aa_check_csv, meta)
     _write(envs, out.environments, out.environments_csv, meta)
     params = {w: d.get("params", {}) for w, d in described.items()}
-    cpu = _frame(cost.cost_table(counted, params, baseline=baseline, gaps=gaps), cost.COST_COLUMNS)
+    cpu = _frame(cost.cost_table(counted, params, baseline=baseline, gaps=gaps, horizons=horizons),
+                 cost.COST_COLUMNS)
     _write(cpu, out.cpu_cost, out.cpu_cost_csv, {**meta, "cost_basis": cost.BASIS})
     log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads, %d missing", len(cells),
              len(summary), len(over), len(calib), len(prec), len(missing))
