@@ -204,3 +204,36 @@ def test_round_order_is_random_per_round_and_reproducible():
     firsts = {o[0] for o in orders}
     assert firsts == set(envs)                       # every environment gets to go first
     assert orders != [tuple(rounds.round_order(envs, "w", r, 43)) for r in range(1, 41)]
+
+
+def test_the_next_batch_measures_only_what_is_still_open():
+    """lxc is decided (slower) after the minimum; the A/A environment, noisy, is not: the next batch
+    measures native and native_aa only (the emulated one neither holds rounds back nor is measured)."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for r in range(1, 6):
+        drift = rng.lognormal(0, 0.1)
+        for env, level, sd in (("native", 1.0, 0.0), ("native_aa", 1.0, 0.08), ("lxc", 0.8, 0.005),
+                               ("kvm_tcg", 0.05, 0.3)):
+            rows.append({"env": env, "workload": "w", "metric": "m", "point": "", "round": r, "warmup": False,
+                         "value": 100 * drift * level * math.exp(sd * rng.standard_normal()), "unit": "x",
+                         "higher_is_better": True, "emulated": env == "kvm_tcg", "steal_pct": 0.0,
+                         "canary_start_s": 0.1, "canary_end_s": 0.1, "cell_seconds": 10.0,
+                         "started_at": T0 + pd.Timedelta(minutes=r)})
+    cells = pd.DataFrame(rows)
+    d = rounds.decide(cells, {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=5, baseline="native",
+                      primary={"m"}, emulated={"kvm_tcg"})
+    by_env = {c["env"]: c for c in d["comparisons"]}
+    assert set(by_env) == {"lxc", "native_aa"}
+    assert set(by_env["lxc"]) >= {"env", "metric", "point", "n", "decision", "ratio", "ci_low", "ci_high",
+                                  "margin_pct", "settle_rounds"}
+    assert by_env["lxc"]["decision"] == "slower" and math.isnan(by_env["lxc"]["settle_rounds"])
+    assert by_env["native_aa"]["decision"] == "undecided" and by_env["native_aa"]["settle_rounds"] >= 1
+    assert not d["done"] and d["measure"] == ["native", "native_aa"] and d["next"] >= 1
+    # during the minimum rounds every environment is measured, the emulated one included
+    d = rounds.decide(cells[cells["round"] <= 3], {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=3,
+                      baseline="native", primary={"m"}, emulated={"kvm_tcg"})
+    assert d["measure"] == ["kvm_tcg", "lxc", "native", "native_aa"] and d["next"] == 2
+    d = rounds.decide(cells.iloc[:0], {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=0,
+                      baseline="native", primary={"m"}, emulated={"kvm_tcg"}, environments=["native", "lxc"])
+    assert d["measure"] == ["lxc", "native"] and d["next"] == 5

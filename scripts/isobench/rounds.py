@@ -167,13 +167,15 @@ def is_open(g: dict[str, Any], target_pct: float) -> bool:
 
 
 def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds_measured: int,
-           baseline: str, primary: set[str], emulated: set[str]) -> dict[str, Any]:
+           baseline: str, primary: set[str], emulated: set[str],
+           environments: list[str] | None = None) -> dict[str, Any]:
     """After ``rounds_measured`` rounds of ``workload``: done (and why), or how many rounds to add
     and on which environments (``measure``); ``comparisons``: every primary comparison's decision.
 
     ``policy`` (config.RoundPolicy.as_dict): min_rounds, max_rounds (also the horizon of the
     sequential intervals), budget_s, target_pct, margin_pct, the sentinel's thresholds and
-    max_pair_gap_s."""
+    max_pair_gap_s. ``environments``: the workload's environments (what the minimum rounds
+    measure; None: those with cells so far)."""
     cells = cells[cells["workload"] == workload]
     flags = flagged_rounds(cells, max_steal_pct=policy["max_steal_pct"],
                            max_canary_change_pct=policy["max_canary_change_pct"])
@@ -219,8 +221,9 @@ def decide(cells: pd.DataFrame, policy: dict[str, Any], *, workload: str, rounds
         record["measure"] = []
         return record
     if usable < policy["min_rounds"]:
-        # the minimum is for every environment of the workload
-        record["measure"] = sorted(set(values["env"]) - set(emulated)) if len(values) else [baseline]
+        # the minimum is for every environment of the workload, the emulated ones included
+        seen = set(values["env"]) if len(values) else set()
+        record["measure"] = sorted({baseline, *(environments if environments is not None else seen)})
     floor = max(policy["min_rounds"], stats.MIN_ROUNDS_CI)
     # rounds each open comparison still lacks: up to the minimum, then what its SD says
     deficits = [max(floor, g["needed"] or floor) - g["n"] for g in unmet]
