@@ -367,6 +367,30 @@ def test_stats_parameters_stored(run):
     assert meta["seed"] == 20150329 and meta["aa_pairs"] == [["native", "native_again"]]
     assert "t-interval" in meta["ci_method"] and "Benjamini-Hochberg" in meta["fdr"]
     assert "Tukey" in meta["outlier_rule"]
+    assert "repeated confidence interval" in meta["ci_method"] and "geometric mean" in meta["estimator"]
+
+
+def test_overhead_decisions_follow_the_sequential_interval(run):
+    """The contract columns: the interval the row reports is the one its decision uses, wider than
+    the fixed-n t-interval of the same rounds (rounds.max = 6 here)."""
+    o = run["overhead"]
+    assert set(o["decision"]) <= {"same", "slower", "faster", "undecided", "no interval"}
+    assert (o["margin_pct"] == 5.0).all()
+    decided = o["decision"].isin(["same", "slower", "faster"])
+    assert o.loc[decided, "settle_rounds"].isna().all() and (o.loc[~decided, "settle_rounds"] >= 1).all()
+    slow = _row(o, env="lxc_bridge", workload="compression", metric="throughput")
+    assert slow["decision"] == "slower" and slow["decision_text"].startswith("slower by 10")
+    aa = _row(o, env="native_again", workload="compression", metric="throughput")
+    assert aa["decision"] == "same" and aa["decision_text"] == "same as native within ±5 %"
+    x, y, _ = rounds.paired(rounds.cell_values(agg.read_cells(run["cells"])), "lxc_nat", "native",
+                            "throughput", "")
+    fixed = stats.paired_ratio(x, y)
+    nat = _row(o, env="lxc_nat", workload="compression", metric="throughput")
+    assert nat["ratio"] == pytest.approx(fixed.ratio)
+    assert nat["ratio_ci_low"] < fixed.ci_low and nat["ratio_ci_high"] > fixed.ci_high
+    has = o["overhead_ci_low"].notna()
+    assert has.any() and ((o.loc[has, "overhead_ci_low"] <= o.loc[has, "overhead_pct"])
+                          & (o.loc[has, "overhead_pct"] <= o.loc[has, "overhead_ci_high"])).all()
 
 
 def test_rejects_foreign_parquet(tmp_path):
