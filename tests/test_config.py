@@ -257,6 +257,16 @@ def test_precision_targets_by_category_and_override(default_raw):
     assert "native_aa" in cfg.environments and cfg.environments["native_aa"]["driver"] == "native"
 
 
+def test_margins_by_category_and_override(default_raw):
+    cfg = config.load(variant(default_raw, workloads__redis__margin_pct=7.5, margins__storage=12))
+    assert cfg.margin_pct("compression") == 5 and cfg.margin_pct("stream") == 5
+    assert cfg.margin_pct("net_latency") == 10 and cfg.margin_pct("fio_randread") == 12
+    assert cfg.margin_pct("redis") == 7.5 and "margin_pct" not in cfg.workloads["redis"]
+    assert cfg.round_policy("redis").margin_pct == 7.5 and cfg.round_policy("stream").as_dict()["margin_pct"] == 5
+    with pytest.raises(config.ConfigError, match="margin_pct"):
+        config.load(variant(default_raw, workloads__redis__margin_pct=0))
+
+
 # -- state_dir: root-owned, not world-writable, all the way down ---------------------------------
 # The pipeline runs as root and deletes and mounts under state_dir. The cases are built under
 # tmp_path with top=tmp_path: tmp_path sits below /tmp (world-writable, sticky), which the real check

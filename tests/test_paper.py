@@ -114,26 +114,24 @@ NAN = math.nan
 
 
 @pytest.mark.parametrize("ci_low,ci_high,paper_ratio,expected", [
-    # agrees: the whole interval inside the paper's class
-    (0.78, 0.83, 0.82, paper.AGREES),         # both below
-    (0.97, 1.02, 1.00, paper.AGREES),         # inside the ±5 % band
-    (0.95, 1.05, 0.96, paper.AGREES),         # the band is closed: its edges belong to "same"
-    (1.10, 1.30, 1.20, paper.AGREES),         # both above
-    (0.50, 0.9499, 0.80, paper.AGREES),       # just under the band: all "below"
-    # differs: no point of the interval in the paper's class, on either side of it
-    (0.88, 0.92, 0.965, paper.DIFFERS),       # entirely below the band the paper is in
-    (1.06, 1.10, 1.00, paper.DIFFERS),        # entirely above it
-    (1.10, 1.30, 0.80, paper.DIFFERS),        # above vs below
-    (0.80, 0.85, 1.20, paper.DIFFERS),        # below vs above
-    (0.96, 1.05, 1.20, paper.DIFFERS),        # touching 1.05, which is "same", not "above"
-    (0.95, 1.00, 0.80, paper.DIFFERS),        # touching 0.95, which is "same", not "below"
-    # inconclusive: the interval straddles a class boundary
-    (0.93, 0.99, 0.965, paper.INCONCLUSIVE),  # across 0.95, paper "same"
-    (1.02, 1.08, 1.00, paper.INCONCLUSIVE),   # across 1.05, paper "same"
-    (0.80, 0.95, 0.80, paper.INCONCLUSIVE),   # reaches 0.95 (in "same"), paper "below"
-    (1.02, 1.08, 1.20, paper.INCONCLUSIVE),   # across 1.05, paper "above"
+    # #25's three examples: the band is around the paper's ratio, not around 1
+    (0.951, 0.96, 1.049, paper.DIFFERS),      # paper 1.049 ("same" class) vs ours 0.95-0.96: 9 % apart
+    (1.045, 1.049, 1.051, paper.AGREES),      # paper 1.051 ("above") vs ours 1.045-1.049: within 1 %
+    (1.4, 1.6, 1.06, paper.DIFFERS),          # paper 1.06 vs ours 1.4-1.6: both "above", 40 % apart
+    # agrees: the whole interval inside [r/1.05, r*1.05]
+    (0.79, 0.83, 0.82, paper.AGREES),
+    (0.97, 1.02, 1.00, paper.AGREES),
+    (1.00 / 1.05, 1.05, 1.00, paper.AGREES),  # the band is closed
+    # differs: entirely outside the band, on either side
+    (0.86, 0.91, 0.965, paper.DIFFERS),       # below 0.965 / 1.05 = 0.919
+    (1.06, 1.10, 1.00, paper.DIFFERS),
+    (1.10, 1.30, 0.80, paper.DIFFERS),
+    (0.80, 0.85, 1.20, paper.DIFFERS),
+    # inconclusive: the interval reaches across an edge of the band
+    (0.90, 0.99, 0.965, paper.INCONCLUSIVE),
+    (1.02, 1.08, 1.00, paper.INCONCLUSIVE),
     (0.80, 1.20, 1.00, paper.INCONCLUSIVE),   # wider than the band
-    (0.90, 0.97, 0.80, paper.INCONCLUSIVE),   # the old point-estimate rule said "agrees" (0.935: below)
+    (1.10, 1.30, 1.20, paper.INCONCLUSIVE),   # the old class rule said "agrees" (both above)
     # no interval (too few rounds): never a verdict either way
     (NAN, NAN, 1.00, paper.INCONCLUSIVE),
     (NAN, NAN, 0.50, paper.INCONCLUSIVE),
@@ -154,14 +152,9 @@ def test_verdict_rejects_reversed_interval():
         paper.verdict(1.1, 0.9, 1.0)
 
 
-@pytest.mark.parametrize("ratio,interval", [
-    (1.0, (0.95, 1.05, True, True)),
-    (0.95, (0.95, 1.05, True, True)),
-    (1.2, (1.05, math.inf, False, False)),
-    (0.5, (0.0, 0.95, False, False)),
-])
-def test_class_interval(ratio, interval):
-    assert paper.class_interval(ratio, 0.05) == pytest.approx(interval)
+def test_band_is_around_the_papers_ratio():
+    assert paper.band(0.8, 0.05) == pytest.approx((0.8 / 1.05, 0.84))
+    assert paper.band(1.0, 0.10) == pytest.approx((1 / 1.1, 1.1))
 
 
 def _overhead(env: str, metric: str, ci_low: float, ci_high: float, *, unit: str, higher_is_better: bool,
@@ -184,13 +177,13 @@ RR_NAT = ("lxc_nat", "net_latency", "tcp_mean")       # Docker NAT 2.0 (lower is
 @pytest.mark.parametrize("case,ci_low,ci_high,higher_is_better,unit,expected,paper_ratio", [
     (PXZ_KVM, 0.79, 0.83, True, "MB/s", paper.AGREES, 62.2 / 76.2),
     (PXZ_KVM, 0.97, 1.01, True, "MB/s", paper.DIFFERS, 62.2 / 76.2),
-    (PXZ_KVM, 0.90, 0.98, True, "MB/s", paper.INCONCLUSIVE, 62.2 / 76.2),
+    (PXZ_KVM, 0.84, 0.90, True, "MB/s", paper.INCONCLUSIVE, 62.2 / 76.2),
     (PXZ_DOCKER, 0.96, 0.99, True, "MB/s", paper.AGREES, 73.5 / 76.2),
     (PXZ_DOCKER, 0.85, 0.90, True, "MB/s", paper.DIFFERS, 73.5 / 76.2),
     (PXZ_DOCKER, 1.06, 1.12, True, "MB/s", paper.DIFFERS, 73.5 / 76.2),
-    (RR_NAT, 1.8, 2.3, False, "µs", paper.AGREES, 2.0),
+    (RR_NAT, 1.95, 2.05, False, "µs", paper.AGREES, 2.0),
     (RR_NAT, 1.00, 1.04, False, "µs", paper.DIFFERS, 2.0),
-    (RR_NAT, 1.00, 1.10, False, "µs", paper.INCONCLUSIVE, 2.0),
+    (RR_NAT, 1.85, 2.0, False, "µs", paper.INCONCLUSIVE, 2.0),
     (PXZ_KVM, NAN, NAN, True, "MB/s", paper.INCONCLUSIVE, 62.2 / 76.2),   # too few rounds
     (PXZ_KVM, 0.79, 0.83, False, "MB/s", paper.NOT_COMPARABLE, 62.2 / 76.2),  # lower-is-better vs higher
     (RR_NAT, 1.8, 2.3, True, "µs", paper.NOT_COMPARABLE, 2.0),               # higher-is-better vs lower
@@ -227,7 +220,7 @@ def test_compare_verdicts(data, case, ci_low, ci_high, higher_is_better, unit, e
 ])
 def test_unit_check_notes_but_still_compares(data, case, ours, differs):
     env, kind, metric = case
-    hib, (lo, hi), unit_paper = (True, (0.79, 0.83), "MB/s") if case == PXZ_KVM else (False, (1.8, 2.3), "\u00b5s")
+    hib, (lo, hi), unit_paper = (True, (0.79, 0.83), "MB/s") if case == PXZ_KVM else (False, (1.95, 2.05), "\u00b5s")
     over = _overhead(env, metric, lo, hi, unit=ours, higher_is_better=hib)
     r = paper.compare(over, {env: manifest(env)}, {"w": {"kind": kind, "params": {}}}, data).iloc[0]
     assert r.unit_paper == unit_paper
@@ -239,14 +232,15 @@ def test_unit_check_notes_but_still_compares(data, case, ours, differs):
 
 def test_rule_is_written_down():
     rule = paper.VERDICT_RULE
-    assert "±5%" in rule and "[0.95, 1.05]" in rule and "(1.05, ∞)" in rule and "(0, 0.95)" in rule
+    assert "±5%" in rule and "[r/1.05, r×1.05]" in rule and "paper's own ratio" in rule
     for word in (paper.AGREES, paper.DIFFERS, paper.INCONCLUSIVE, paper.NOT_COMPARABLE):
         assert f"'{word}'" in rule, word
     assert "interval" in rule and "direction" in rule and "units" in rule
     assert "agrees in direction" not in rule  # the old point-estimate rule is gone
-    assert "±10%" in paper.verdict_rule(0.10) and "[0.9, 1.1]" in paper.verdict_rule(0.10)
+    assert "±10%" in paper.verdict_rule(0.10) and "[r/1.1, r×1.1]" in paper.verdict_rule(0.10)
     doc = paper.__doc__
     assert "0.05" in doc and "inconclusive" in doc and "[ratio_ci_low, ratio_ci_high]" in doc
+    assert "geometric mean of the per-round ratios" in doc and "ours: ratio of medians" not in doc
     assert "agrees in direction" not in doc
 
 
@@ -276,19 +270,20 @@ def test_compare_on_synthetic_run(synthetic_run, data):
     # a bridge container has no network counterpart; NAT does
     assert "no counterpart" in row("lxc_bridge", "redis", "set_rps", "connections=10").reason
     nat = row("lxc_nat", "redis", "set_rps", "connections=10")
-    assert nat.paper_config == "docker_nat" and nat.verdict == paper.AGREES
-    # every verdict follows from our interval's classes (checked here through classify, not verdict)
+    assert nat.paper_config == "docker_nat" and nat.verdict in paper.JUDGED
+    # every verdict follows from our interval against the band around the paper's ratio (checked
+    # here by distances in log ratio, not through verdict)
     assert set(c.verdict) <= {paper.AGREES, paper.DIFFERS, paper.INCONCLUSIVE, paper.NOT_COMPARABLE}
     judged = c[c.verdict != paper.NOT_COMPARABLE]
     assert len(judged) >= 10 and (judged.reason == "").all()
     assert (c[c.verdict == paper.NOT_COMPARABLE].reason != "").all()
+    t = math.log(1.05)
     for r in judged.itertuples():
-        theirs = paper.classify(r.paper_ratio)
-        lo, hi = paper.classify(r.ratio_ci_low), paper.classify(r.ratio_ci_high)
+        lo, hi = math.log(r.ratio_ci_low / r.paper_ratio), math.log(r.ratio_ci_high / r.paper_ratio)
         if r.verdict == paper.AGREES:
-            assert lo == hi == theirs, r
+            assert -t <= lo and hi <= t, r
         elif r.verdict == paper.DIFFERS:
-            assert theirs not in (lo, hi) and not (lo == "below" and hi == "above"), r
+            assert hi < -t or lo > t, r
     # the synthetic units are the paper's: no unit note
     assert not c.note.str.contains("units differ").any()
     assert row("kvm", "fio_randread", "read_bw").reason.startswith("metric not in the paper")
@@ -308,8 +303,8 @@ KVM_150 = 5097 / 13353
 
 
 def _mysql(data, point: str, man: dict, env: str = "kvm", metric: str = "read_only_tps") -> pd.Series:
-    """Our read-only throughput at ``point`` (ratio interval [0.3, 0.5]) compared on ``man``."""
-    over = _overhead(env, metric, 0.3, 0.5, unit="transactions/s", higher_is_better=True, point=point)
+    """Our read-only throughput at ``point`` (ratio interval [0.37, 0.395]) compared on ``man``."""
+    over = _overhead(env, metric, 0.37, 0.395, unit="transactions/s", higher_is_better=True, point=point)
     return paper.compare(over, {env: man}, MYSQL, data).iloc[0]
 
 
@@ -331,7 +326,7 @@ def test_mysql_point_stands_for_the_paper_point_scaled_to_its_cpus(data):
     r = _mysql(data, "threads=9", manifest("kvm"))
     assert r.point == "threads=9" and r.paper_config == "kvm"
     assert r.paper_ratio == pytest.approx(KVM_150) and r.paper_value == 5097 and r.paper_native == 13353
-    assert r.verdict == paper.AGREES and r.reason == ""            # [0.3, 0.5] and 0.38: both below
+    assert r.verdict == paper.AGREES and r.reason == ""            # [0.37, 0.395] within 5 % of 0.382
     assert "paper threads=150 on 32 CPUs = 9 here (2 CPUs)" in r.note
     for theirs, ours in zip((10, 50, 90, 150, 210, 290), (1, 3, 6, 9, 13, 18)):
         r = _mysql(data, f"threads={ours}", manifest("kvm"))

@@ -19,7 +19,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-from isobench import rounds, stats
+from isobench import decision, rounds, stats
 
 from synthetic import cell_iterations, round_drift
 
@@ -107,14 +107,14 @@ T0 = pd.Timestamp("2026-12-01T10:00:00Z")
 
 
 def cells_frame(pair_sd: float, n_rounds: int, *, seed: int = 1, steal: dict[int, float] | None = None,
-                cell_seconds: float = 10.0, late: set[int] = frozenset()) -> pd.DataFrame:
+                cell_seconds: float = 10.0, late: set[int] = frozenset(), ratio: float = 0.95) -> pd.DataFrame:
     """Cells of one workload on native and lxc (ratio 0.95), one measured iteration each; the lxc
     cells of the rounds in ``late`` were re-measured alone two days later."""
     rng = np.random.default_rng(seed)
     rows = []
     for r in range(1, n_rounds + 1):
         drift = rng.lognormal(0, 0.1)
-        for env, level in (("native", 1.0), ("lxc", 0.95 * math.exp(pair_sd * rng.standard_normal()))):
+        for env, level in (("native", 1.0), ("lxc", ratio * math.exp(pair_sd * rng.standard_normal()))):
             rows.append({"env": env, "workload": "w", "metric": "m", "point": "", "round": r, "warmup": False,
                          "value": 100 * drift * level, "unit": "x", "higher_is_better": True, "emulated": False,
                          "steal_pct": (steal or {}).get(r, 0.0) if env == "lxc" else 0.0,
@@ -135,25 +135,32 @@ def decide(cells: pd.DataFrame, n: int, **policy) -> dict:
 
 def test_a_quiet_workload_stops_at_the_minimum():
     d = decide(cells_frame(0.005, 5), 5)
-    assert d["done"] and d["stop"] == "target met" and d["worst"]["halfwidth_pct"] < 2
+    assert d["done"] and d["stop"] == "decided" and d["worst"]["halfwidth_pct"] < 2
+    (c,) = d["comparisons"]
+    assert c["decision"] == "slower" and c["ci_high"] < 1 and math.isnan(c["settle_rounds"]) and d["measure"] == []
 
 
 def test_a_noisy_workload_grows_by_at_most_half_and_stops_near_the_ideal():
-    """Driving the rule to its end: it stops within 1.5x of (1.96 SD / h)^2 for the final SD."""
-    sd = 0.04
+    """Driving the rule to its end on a true ratio of 1.00 (premise changed with the decisions: it
+    stops once "same" within the 5 % margin is decided, not at a 2 % half-width): it stops within
+    1.5x of the rounds the sequential interval needs at the final SD."""
+    sd = 0.06
     n = POLICY["min_rounds"]
-    cells = cells_frame(sd, 400, seed=3)
+    cells = cells_frame(sd, 400, seed=3, ratio=1.0)
     steps = []
     while True:
-        d = decide(cells[cells["round"] <= n], n)
+        d = decide(cells[cells["round"] <= n], n, max_rounds=60)
         if d["done"]:
             break
-        assert 1 <= d["next"] <= math.ceil(n / 2)
+        assert 1 <= d["next"] <= math.ceil(n / 2) and d["measure"] == ["lxc", "native"]
+        (c,) = d["comparisons"]
+        assert c["decision"] == "undecided" and c["settle_rounds"] >= 1
         steps.append(d["next"])
         n += d["next"]
-    assert d["stop"] == "target met"
-    ideal = stats.rounds_for(d["worst"]["sd_log"], 2.0, t_based=False)
-    assert n <= 1.5 * ideal + 2, (n, ideal, steps)
+    assert d["stop"] == "decided" and d["comparisons"][0]["decision"] == "same", d["comparisons"]
+    # at a mean of exactly 0 (the truth): the first n whose interval fits inside +-log(1.05)
+    ideal = 2 + float(decision.rounds_to(d["worst"]["sd_log"], 2, math.log1p(0.05), 60))
+    assert steps and n <= 1.5 * ideal + 2, (n, ideal, steps)
 
 
 def test_caps_stop_the_rounds():
@@ -195,3 +202,36 @@ def test_round_order_is_random_per_round_and_reproducible():
     firsts = {o[0] for o in orders}
     assert firsts == set(envs)                       # every environment gets to go first
     assert orders != [tuple(rounds.round_order(envs, "w", r, 43)) for r in range(1, 41)]
+
+
+def test_the_next_batch_measures_only_what_is_still_open():
+    """lxc is decided (slower) after the minimum; the A/A environment, noisy, is not: the next batch
+    measures native and native_aa only (the emulated one neither holds rounds back nor is measured)."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for r in range(1, 6):
+        drift = rng.lognormal(0, 0.1)
+        for env, level, sd in (("native", 1.0, 0.0), ("native_aa", 1.0, 0.08), ("lxc", 0.8, 0.005),
+                               ("kvm_tcg", 0.05, 0.3)):
+            rows.append({"env": env, "workload": "w", "metric": "m", "point": "", "round": r, "warmup": False,
+                         "value": 100 * drift * level * math.exp(sd * rng.standard_normal()), "unit": "x",
+                         "higher_is_better": True, "emulated": env == "kvm_tcg", "steal_pct": 0.0,
+                         "canary_start_s": 0.1, "canary_end_s": 0.1, "cell_seconds": 10.0,
+                         "started_at": T0 + pd.Timedelta(minutes=r)})
+    cells = pd.DataFrame(rows)
+    d = rounds.decide(cells, {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=5, baseline="native",
+                      primary={"m"}, emulated={"kvm_tcg"})
+    by_env = {c["env"]: c for c in d["comparisons"]}
+    assert set(by_env) == {"lxc", "native_aa"}
+    assert set(by_env["lxc"]) >= {"env", "metric", "point", "n", "decision", "ratio", "ci_low", "ci_high",
+                                  "margin_pct", "settle_rounds"}
+    assert by_env["lxc"]["decision"] == "slower" and math.isnan(by_env["lxc"]["settle_rounds"])
+    assert by_env["native_aa"]["decision"] == "undecided" and by_env["native_aa"]["settle_rounds"] >= 1
+    assert not d["done"] and d["measure"] == ["native", "native_aa"] and d["next"] >= 1
+    # during the minimum rounds every environment is measured, the emulated one included
+    d = rounds.decide(cells[cells["round"] <= 3], {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=3,
+                      baseline="native", primary={"m"}, emulated={"kvm_tcg"})
+    assert d["measure"] == ["kvm_tcg", "lxc", "native", "native_aa"] and d["next"] == 2
+    d = rounds.decide(cells.iloc[:0], {**POLICY, "margin_pct": 5.0}, workload="w", rounds_measured=0,
+                      baseline="native", primary={"m"}, emulated={"kvm_tcg"}, environments=["native", "lxc"])
+    assert d["measure"] == ["lxc", "native"] and d["next"] == 5

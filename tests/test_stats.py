@@ -145,18 +145,24 @@ def test_missing_baseline_gives_no_overhead_rows(run):
 
 
 def test_aa_calibration_sets_noise_floor(run):
+    """The noise floor is the A/A interval's half-width at the row's own n (#25: on the scale of the
+    interval it is compared with; it used to be the 95th percentile of single-round differences)."""
     c = run["calibration"]
     assert set(zip(c["env_a"], c["env_b"])) == {("native", "native_again")}
     row = _row(c, workload="compression", metric="throughput")
     x, y, _ = rounds.paired(rounds.cell_values(agg.read_cells(run["cells"])), "native_again", "native",
                             "throughput", "")
     p95 = (math.exp(np.percentile(np.abs(np.log(x / y)), 95)) - 1) * 100
-    assert row["noise_floor_pct"] == pytest.approx(p95) and 0 < row["noise_floor_pct"] < 1
+    assert row["p95_diff_pct"] == pytest.approx(p95)
+    assert row["noise_floor_pct"] == pytest.approx(row["halfwidth_pct"]) and 0 < row["noise_floor_pct"] < 2
     assert row["n"] == ROUNDS and not row["significant"]
     o = _row(run["overhead"], env="lxc_volume", workload="compression", metric="throughput")
-    assert o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"]) and not o["within_noise_floor"]
+    assert o["n"] == row["n"] and o["noise_floor_pct"] == pytest.approx(row["noise_floor_pct"])
+    assert not o["within_noise_floor"] and o["decision"] == "slower"
     again = _row(run["overhead"], env="native_again", workload="compression", metric="throughput")
     assert again["within_noise_floor"]
+    o = run["overhead"]
+    assert not (o["within_noise_floor"] & (o["significant"] | o["decision"].isin(["slower", "faster"]))).any()
 
 
 def test_aa_pairs_need_identical_settings_and_labels():
@@ -184,6 +190,30 @@ def test_stats_parameters_stored(run):
     assert meta["seed"] == 20150329 and meta["aa_pairs"] == [["native", "native_again"]]
     assert "t-interval" in meta["ci_method"] and "Benjamini-Hochberg" in meta["fdr"]
     assert "Tukey" in meta["outlier_rule"]
+    assert "repeated confidence interval" in meta["ci_method"] and "geometric mean" in meta["estimator"]
+
+
+def test_overhead_decisions_follow_the_sequential_interval(run):
+    """The contract columns: the interval the row reports is the one its decision uses, wider than
+    the fixed-n t-interval of the same rounds (rounds.max = 6 here)."""
+    o = run["overhead"]
+    assert set(o["decision"]) <= {"same", "slower", "faster", "undecided", "no interval"}
+    assert (o["margin_pct"] == 5.0).all()
+    decided = o["decision"].isin(["same", "slower", "faster"])
+    assert o.loc[decided, "settle_rounds"].isna().all() and (o.loc[~decided, "settle_rounds"] >= 1).all()
+    slow = _row(o, env="lxc_bridge", workload="compression", metric="throughput")
+    assert slow["decision"] == "slower" and slow["decision_text"].startswith("slower by 10")
+    aa = _row(o, env="native_again", workload="compression", metric="throughput")
+    assert aa["decision"] == "same" and aa["decision_text"] == "same as native within ±5 %"
+    x, y, _ = rounds.paired(rounds.cell_values(agg.read_cells(run["cells"])), "lxc_nat", "native",
+                            "throughput", "")
+    fixed = stats.paired_ratio(x, y)
+    nat = _row(o, env="lxc_nat", workload="compression", metric="throughput")
+    assert nat["ratio"] == pytest.approx(fixed.ratio)
+    assert nat["ratio_ci_low"] < fixed.ci_low and nat["ratio_ci_high"] > fixed.ci_high
+    has = o["overhead_ci_low"].notna()
+    assert has.any() and ((o.loc[has, "overhead_ci_low"] <= o.loc[has, "overhead_pct"])
+                          & (o.loc[has, "overhead_pct"] <= o.loc[has, "overhead_ci_high"])).all()
 
 
 def test_rejects_foreign_parquet(tmp_path):

@@ -13,23 +13,29 @@ absent):
   of the counted rounds: median and mean of the cell values, the 95 % t-interval of the mean over
   cells, the spread between cells, see :data:`SUMMARY_COLUMNS`;
 * ``overhead.parquet`` / ``overhead.csv``: every other environment against the baseline, paired
-  per round (:func:`isobench.stats.paired_ratio`): ratio, t-interval, half-width against the
-  precision target, Benjamini-Hochberg adjusted significance, the A/A noise floor, see
-  :data:`OVERHEAD_COLUMNS`;
+  per round (:func:`isobench.stats.paired_ratio`): the geometric mean of the per-round ratios,
+  its sequential interval (:mod:`isobench.decision`, valid at the stopping time; the method is
+  ``ci_method`` in the metadata), half-width against the precision target, Benjamini-Hochberg
+  adjusted significance, the A/A noise floor (the A/A interval's half-width at the row's n), the
+  decision against the workload's margin (``margin_pct``, ``decision``, ``decision_text``,
+  ``settle_rounds``), see :data:`OVERHEAD_COLUMNS`;
 * ``calibration.parquet`` / ``calibration.csv``: A/A pairs, environments whose manifests have the
   same driver, settings and labels (``native`` and ``native_aa``), analysed the same paired way;
-  what they differ by is pure noise. The noise floor of a workload x metric x point is the 95th
-  percentile of the A/A pair's absolute per-round differences;
+  what they differ by is pure noise. ``noise_floor_pct`` is the A/A interval's half-width,
+  ``p95_diff_pct`` the 95th percentile of the A/A pair's absolute per-round differences;
 * ``precision.parquet`` / ``precision.csv``: per workload the target, the rounds measured, usable
-  and flagged (with the reasons), the worst half-width reached, whether a cap stopped it, and the
-  rounds the ideal (1.96 SD / h)^2 implies for the observed paired SD;
+  and flagged (with the reasons), the worst half-width reached, whether its rounds ended because
+  every primary comparison was decided or as precise as the target (``met``; ``stop`` says which:
+  "decided", "target met") or a cap stopped them, and the rounds the ideal (1.96 SD / h)^2
+  implies for the observed paired SD;
 * ``paper`` / ``paper_csv``: every overhead row against Felter et al.'s ratio with its verdict
   (:func:`isobench.compare.paper_table`; the paper's figures, ``report/paper_results.yaml``, are an
   input of this stage); the band tolerance is stored as ``paper_tolerance`` in its metadata;
 * ``missing`` / ``missing_csv``: missing cells and workloads without baseline results
   (:func:`isobench.compare.missing_table`);
 * ``aa_check`` / ``aa_check_csv``: the A/A comparisons that came out significant against what
-  chance allows (:func:`isobench.compare.aa_check`);
+  chance allows under a sign-flip null over rounds that keeps correlated comparisons together
+  (:func:`isobench.compare.aa_check`);
 * ``environments`` / ``environments_csv``: each environment's status, emulation and paper
   counterparts (:func:`isobench.compare.environments_table`);
 * ``cpu_cost`` / ``cpu_cost_csv``: the CPU cost of the work per environment and workload (host CPUs
@@ -61,7 +67,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import compare, cost, rounds, stats
+from . import compare, cost, decision, rounds, stats
 from . import paper as paperlib
 from .schema import SCHEMA
 from .util import atomic_write_bytes, read_json
@@ -95,6 +101,7 @@ OVERHEAD_COLUMNS = {
     "overhead_pct": "float64", "overhead_ci_low": "float64", "overhead_ci_high": "float64",
     "significant": "bool", "effect": "string", "comparable": "bool", "reason": "string",
     "noise_floor_pct": "float64", "within_noise_floor": "bool",
+    "margin_pct": "float64", "decision": "string", "decision_text": "string", "settle_rounds": "float64",
 }
 
 CALIBRATION_COLUMNS = {
@@ -223,9 +230,11 @@ def _pct(log_value: float) -> float:
 
 
 def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str,
-                gaps: dict[str, float] | None = None) -> pd.DataFrame:
-    """A/A comparisons, paired per round: every group both environments of an identical pair measured."""
-    gaps = gaps or {}
+                gaps: dict[str, float] | None = None, horizons: dict[str, int] | None = None) -> pd.DataFrame:
+    """A/A comparisons, paired per round: every group both environments of an identical pair measured.
+    ``noise_floor_pct`` is the half-width of the A/A interval (the interval an effect of exactly
+    nothing gets at this n), ``p95_diff_pct`` the 95th percentile of single-round |A/A| differences."""
+    gaps, horizons = gaps or {}, horizons or {}
     rows = []
     meta = values.drop_duplicates(["env", "workload", "metric", "point"]).set_index(["env", "workload", "metric",
                                                                                        "point"])
@@ -236,7 +245,7 @@ def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, b
                 continue
             sub = values[values["workload"] == wl]
             x, y, _ = rounds.paired(sub, b, a, metric, point, max_gap_s=gaps.get(wl, math.inf))
-            ps = stats.paired_ratio(x, y)
+            ps = stats.paired_ratio(x, y, horizon=horizons.get(wl))
             d = stats.log_ratios(x, y)
             m = meta.loc[(b, wl, metric, point)]
             hib = bool(m["higher_is_better"])
@@ -248,29 +257,63 @@ def calibration(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, b
                          "ratio": ps.ratio, "ratio_ci_low": ps.ci_low, "ratio_ci_high": ps.ci_high,
                          "ci_note": ps.note, "sd_log": ps.sd_log, "halfwidth_pct": ps.halfwidth_pct,
                          "diff_pct": stats.overhead_pct(ps.ratio, hib), "p95_diff_pct": p95,
-                         "noise_floor_pct": p95, "significant": ps.excludes_one})
+                         "noise_floor_pct": ps.halfwidth_pct if ps.has_ci else math.nan,
+                         "significant": ps.excludes_one})
     return _frame(rows, CALIBRATION_COLUMNS)
 
 
+def aa_rounds(values: pd.DataFrame, manifests: dict[str, dict[str, Any]], *, baseline: str,
+              gaps: dict[str, float] | None = None) -> pd.DataFrame:
+    """The per-round A/A log ratios (columns workload, comparison, round, d): what the A/A chance
+    check resamples (:func:`isobench.compare.aa_check`)."""
+    gaps = gaps or {}
+    rows = []
+    for a, b in aa_pairs(manifests, baseline):
+        keys = values[values["env"] == b][["workload", "metric", "point"]].drop_duplicates()
+        for wl, metric, point in sorted(keys.itertuples(index=False)):
+            sub = values[values["workload"] == wl]
+            x, y, common = rounds.paired(sub, b, a, metric, point, max_gap_s=gaps.get(wl, math.inf))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = np.log(x / y)
+            rows += [{"workload": wl, "comparison": f"{a}/{b}/{metric}/{point}", "round": r, "d": float(v)}
+                     for r, v in zip(common, d) if math.isfinite(v)]
+    return pd.DataFrame(rows, columns=["workload", "comparison", "round", "d"])
+
+
 def noise_floor(calib: pd.DataFrame) -> dict[tuple[str, str, str], float]:
-    """Per workload x metric x point: the largest A/A noise floor (95th percentile of the absolute
-    per-round A/A differences, in %) over the A/A pairs; NaN floors ignored."""
+    """Per workload x metric x point: the largest per-round SD of the A/A log ratios over the A/A
+    pairs (NaN ignored). The overhead table turns it into the half-width an A/A comparison gets at
+    the row's own n, the noise floor on the scale of the interval it is compared with."""
     out: dict[tuple[str, str, str], float] = {}
     for row in calib.itertuples(index=False):
-        if math.isfinite(row.noise_floor_pct):
+        if math.isfinite(row.sd_log) and row.sd_log > 0:
             k = (row.workload, row.metric, row.point)
-            out[k] = max(out.get(k, 0.0), row.noise_floor_pct)
+            out[k] = max(out.get(k, 0.0), row.sd_log)
     return out
+
+
+def _floor_pct(sd_aa: float, n: int, horizon: int | None) -> float:
+    """The A/A interval's half-width (%) at n rounds for the A/A pair SD ``sd_aa``."""
+    if not (math.isfinite(sd_aa) and n >= decision.FIRST_LOOK):
+        return math.nan
+    c = decision.multiplier(n, horizon) if horizon is not None else float(decision.fixed_multiplier(n))
+    return (math.exp(c * sd_aa / math.sqrt(n)) - 1) * 100
 
 
 def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targets: dict[str, float],
              primary: dict[str, set[str]], aa_envs: set[str],
              floors: dict[tuple[str, str, str], float] | None = None,
-             gaps: dict[str, float] | None = None) -> pd.DataFrame:
+             gaps: dict[str, float] | None = None, horizons: dict[str, int] | None = None,
+             margins: dict[str, float] | None = None) -> pd.DataFrame:
     """Every non-baseline group against the baseline's group of the same workload, metric and point,
-    paired per round. Groups whose workload the baseline did not measure get no row (the report
-    says why). Significance: Benjamini-Hochberg over the comparable, non-A/A rows."""
-    floors, gaps = floors or {}, gaps or {}
+    paired per round: the geometric mean of the per-round ratios with its interval, the sequential
+    one when the workload's rounds stopped on the data (``horizons``: workload -> rounds.max; absent:
+    the fixed-n t-interval), and the decision against the workload's margin (``margins``, from its
+    round record; absent: rounds.DEFAULT_MARGIN_PCT). Groups whose workload the baseline did not measure get no row (the
+    report says why). Significance: Benjamini-Hochberg over the comparable, non-A/A rows (fixed-n
+    p-values; the decision words are the sequentially valid statement). ``floors``: the A/A pair SD
+    per workload x metric x point (:func:`noise_floor`)."""
+    floors, gaps, horizons, margins = floors or {}, gaps or {}, horizons or {}, margins or {}
     base = summary[summary["env"] == baseline].set_index(["workload", "metric", "point"])
     rows = []
     for s in summary[summary["env"] != baseline].itertuples(index=False):
@@ -280,9 +323,19 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
         b = base.loc[bkey]
         x, y, _ = rounds.paired(values[values["workload"] == s.workload], s.env, baseline, s.metric, s.point,
                                 max_gap_s=gaps.get(s.workload, math.inf))
-        ps = stats.paired_ratio(x, y)
+        horizon = horizons.get(s.workload)
+        ps = stats.paired_ratio(x, y, horizon=horizon)
         hib = bool(s.higher_is_better)
         pct = stats.overhead_pct(ps.ratio, hib)
+        margin = margins.get(s.workload, rounds.DEFAULT_MARGIN_PCT)
+        word = str(decision.decide_arrays(math.log(ps.ci_low) if ps.has_ci else math.nan,
+                                          math.log(ps.ci_high) if ps.has_ci else math.nan, margin, hib))
+        settle = math.nan
+        if word not in decision.DECIDED and ps.n >= 2 and ps.ratio > 0:
+            settle = float(decision.settle_rounds(math.log(ps.ratio), ps.sd_log, ps.n, margin,
+                                                  horizon or decision.DEFAULT_HORIZON))
+            if ps.n < decision.FIRST_LOOK:
+                settle = max(settle if math.isfinite(settle) else 0.0, float(decision.FIRST_LOOK - ps.n))
         lo, hi = stats.overhead_interval(ps.ci_low, ps.ci_high, hib)
         reasons = []
         if s.emulated:
@@ -303,7 +356,11 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
             "target_met": bool(ps.has_ci and ps.halfwidth_pct <= target),
             "p_value": ps.p_value if ps.has_ci else math.nan,
             "overhead_pct": pct, "overhead_ci_low": lo, "overhead_ci_high": hi,
-            "comparable": not reasons, "reason": "; ".join(reasons), "noise_floor_pct": floors.get(bkey, math.nan),
+            "comparable": not reasons, "reason": "; ".join(reasons),
+            "noise_floor_pct": _floor_pct(floors.get(bkey, math.nan), ps.n, horizon),
+            "margin_pct": margin, "decision": word, "settle_rounds": settle,
+            "decision_text": ("emulated (TCG), not a KVM figure: " if s.emulated else "")
+            + decision.text(word, ps.ratio, ps.ci_low, ps.ci_high, margin, hib, settle, baseline, ps.n),
         })
     df = pd.DataFrame(rows)
     if df.empty:
@@ -313,12 +370,18 @@ def overhead(values: pd.DataFrame, summary: pd.DataFrame, *, baseline: str, targ
     q[family.to_numpy()] = stats.bh_adjust(df.loc[family, "p_value"].to_numpy(np.float64))
     df["q_value"] = q
     alpha = 1 - stats.CONFIDENCE
-    # A/A rows are judged by their own interval (they are the test of the method, not a finding)
-    df["significant"] = [bool(np.isfinite(qv) and qv < alpha) if not aa else
-                         bool(math.isfinite(lo_) and (lo_ > 1 or hi_ < 1))
-                         for qv, aa, lo_, hi_ in zip(df["q_value"], df["aa"], df["ratio_ci_low"], df["ratio_ci_high"])]
-    df["within_noise_floor"] = [bool(math.isfinite(f) and math.isfinite(p) and abs(p) <= f)
-                                for f, p in zip(df["noise_floor_pct"], df["overhead_pct"])]
+    # A/A rows are judged by their own interval (they are the test of the method, not a finding); the
+    # others need both: the FDR-adjusted fixed-n p-value and the sequential interval excluding 1 (so
+    # "significant" never says more than the interval valid at the stopping time)
+    excludes = [bool(math.isfinite(lo_) and (lo_ > 1 or hi_ < 1))
+                for lo_, hi_ in zip(df["ratio_ci_low"], df["ratio_ci_high"])]
+    df["significant"] = [ex if aa else bool(np.isfinite(qv) and qv < alpha and ex)
+                         for qv, aa, ex in zip(df["q_value"], df["aa"], excludes)]
+    # never over an effect the interval shows (significant, or decided slower/faster)
+    df["within_noise_floor"] = [bool(math.isfinite(f) and math.isfinite(p) and abs(p) <= f and not sig
+                                     and w not in (decision.SLOWER, decision.FASTER))
+                                for f, p, sig, w in zip(df["noise_floor_pct"], df["overhead_pct"], df["significant"],
+                                                        df["decision"])]
     df["effect"] = [_effect(r, baseline) for r in df.itertuples(index=False)]
     return _frame(df.to_dict("records"), OVERHEAD_COLUMNS)
 
@@ -329,7 +392,7 @@ def _effect(r, baseline: str) -> str:
         if math.isfinite(r.ratio):
             words += f" (no interval: {r.ci_note})"
     elif r.within_noise_floor:
-        words += f" (within the A/A noise floor of {r.noise_floor_pct:.1f}%)"
+        words += f" (within the A/A noise floor of ±{r.noise_floor_pct:.1f}% at {r.n} rounds)"
     elif r.aa and not r.significant:
         words += " (not significant: CI contains 1)"
     elif r.comparable and not r.significant:
@@ -354,7 +417,8 @@ def precision_table(batches: list[dict[str, Any]]) -> pd.DataFrame:
                      "worst_metric": worst.get("metric", ""), "worst_point": worst.get("point", ""),
                      "sd_log": sd, "ideal_rounds": stats.rounds_for(sd, rec["target_pct"], t_based=False)
                      if math.isfinite(sd) else 0,
-                     "met": stop == "target met", "stop": stop, "capped": stop in ("max rounds", "time budget"),
+                     "met": stop in ("decided", "target met"), "stop": stop,
+                     "capped": stop in ("max rounds", "time budget"),
                      "seconds": rec.get("seconds", math.nan)})
     return _frame(rows, PRECISION_COLUMNS)
 
@@ -390,11 +454,17 @@ def _write(df: pd.DataFrame, parquet: Path, csv: Path, meta: dict[str, Any]) -> 
 def stats_metadata(*, baseline: str, seed: int, pairs: list[tuple[str, str]]) -> dict[str, Any]:
     """The parameters and rules behind the numbers, stored with every output."""
     return {"baseline": baseline, "seed": seed, "confidence": stats.CONFIDENCE,
-            "ci_method": stats.PAIRED_METHOD, "absolute_ci_method": "t-interval of the mean of the cell values",
+            "estimator": "geometric mean of the per-round ratios env / baseline (cell value: median of its "
+                         "measured iterations)",
+            "ci_method": f"{decision.METHOD} (workloads without a round record: {stats.PAIRED_METHOD})",
+            "decision_rule": decision.RULE,
+            "absolute_ci_method": "t-interval of the mean of the cell values",
             "fdr": stats.FDR_METHOD, "min_rounds_ci": stats.MIN_ROUNDS_CI, "min_n_ci": stats.MIN_N_CI,
             "outlier_rule": stats.OUTLIER_RULE, "aa_pairs": [list(p) for p in pairs],
             "unit": "round: one value per cell (median of its measured iterations), paired by round",
-            "noise_floor": "95th percentile of the absolute per-round A/A differences"}
+            "noise_floor": "half-width of the A/A interval at the row's own number of rounds (the A/A pair's "
+                           "per-round SD, the largest over the A/A pairs); never shown over a significant or "
+                           "decided slower/faster row"}
 
 
 @dataclass(frozen=True)
@@ -446,11 +516,15 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     values = rounds.cell_values(counted)
     pairs = aa_pairs(manifests, baseline)
     gaps = {r["workload"]: float(r.get("policy", {}).get("max_pair_gap_s", math.inf)) for r in records}
-    calib = calibration(values, manifests, baseline=baseline, gaps=gaps)
+    horizons = {r["workload"]: int(max(r.get("policy", {}).get("max_rounds", r["rounds"]), r["rounds"]))
+                for r in records}
+    margins = {r["workload"]: float(r["margin_pct"]) for r in records if "margin_pct" in r}
+    calib = calibration(values, manifests, baseline=baseline, gaps=gaps, horizons=horizons)
     over = overhead(values, summary, baseline=baseline,
                     targets={r["workload"]: float(r["target_pct"]) for r in records},
                     primary={r["workload"]: set(r.get("primary", [])) for r in records},
-                    aa_envs={b for a, b in pairs if a == baseline}, floors=noise_floor(calib), gaps=gaps)
+                    aa_envs={b for a, b in pairs if a == baseline}, floors=noise_floor(calib), gaps=gaps,
+                    horizons=horizons, margins=margins)
     prec = precision_table(records)
     meta = stats_metadata(baseline=baseline, seed=seed, pairs=pairs)
     if baseline not in set(summary["env"]):
@@ -475,16 +549,20 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     paper = paperlib.load(paper_results)
     comparison = compare.paper_table(over, manifests, described, paper)
     missing = _frame(compare.missing_table(summary, manifests, run, described,
-                                           {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline),
+                                           {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline,
+                                           {w: rounds.unpaired_rounds(values[values["workload"] == w], baseline, g)
+                                            for w, g in gaps.items()}),
                      compare.MISSING_COLUMNS)
-    aa = _frame(compare.aa_check(calib, stats.CONFIDENCE), compare.AA_CHECK_COLUMNS)
+    aa = _frame(compare.aa_check(calib, stats.CONFIDENCE, aa_rounds(values, manifests, baseline=baseline, gaps=gaps),
+                                 horizons, seed=seed), compare.AA_CHECK_COLUMNS)
     envs = _frame(compare.environments_table(summary, manifests, paper), compare.ENVIRONMENT_COLUMNS)
     _write(comparison, out.paper, out.paper_csv, {**meta, "paper_tolerance": paper.tolerance})
     _write(missing, out.missing, out.missing_csv, meta)
     _write(aa, out.aa_check, out.aa_check_csv, meta)
     _write(envs, out.environments, out.environments_csv, meta)
     params = {w: d.get("params", {}) for w, d in described.items()}
-    cpu = _frame(cost.cost_table(counted, params, baseline=baseline, gaps=gaps), cost.COST_COLUMNS)
+    cpu = _frame(cost.cost_table(counted, params, baseline=baseline, gaps=gaps, horizons=horizons),
+                 cost.COST_COLUMNS)
     _write(cpu, out.cpu_cost, out.cpu_cost_csv, {**meta, "cost_basis": cost.BASIS})
     log.info("aggregate: %d rows, %d groups, %d overhead rows, %d A/A rows, %d workloads, %d missing", len(cells),
              len(summary), len(over), len(calib), len(prec), len(missing))

@@ -31,6 +31,10 @@ STATE_DIR_PATTERN = "^/[A-Za-z0-9._/-]+$"
 PROFILES = ("quick", "full")
 #: default precision targets (CI half-width, %) per workload category
 PRECISION_DEFAULTS = {"cpu": 2.0, "memory": 2.0, "storage": 2.0, "network": 5.0, "application": 5.0}
+#: default equivalence margins (%) per workload category: "same as native" means the whole interval
+#: inside [1/(1+m), 1+m] (isobench.decision); the paper's container claims are 0-5 % effects for CPU
+#: and memory, while storage, network and application figures vary more between hosts and runs
+MARGIN_DEFAULTS = {"cpu": 5.0, "memory": 5.0, "storage": 10.0, "network": 10.0, "application": 10.0}
 BASELINE = "native"
 
 
@@ -64,6 +68,8 @@ def schema() -> dict[str, Any]:
         props = {"kind": {"const": kind},
                  "precision_pct": positive(
                      description=f"target CI half-width in % (default: precision.{cls.CATEGORY})"),
+                 "margin_pct": positive(
+                     description=f"equivalence margin in % (default: margins.{cls.CATEGORY})"),
                  "order": {"enum": list(ORDERS), "description": "this workload's measurement order (default: order)"}}
         for key, sub in cls.PARAMS.items():
             per_profile = _obj({p: {k: v for k, v in sub.items() if k not in ("default", "description")}
@@ -105,6 +111,14 @@ def schema() -> dict[str, Any]:
                                for c, d in PRECISION_DEFAULTS.items()},
                               description="the CI half-width each overhead must reach, per workload category "
                                           "(a workload's own precision_pct overrides it)"),
+            "margins": _obj({c: positive(default=d,
+                                         description=f"equivalence margin of {c} comparisons, in %: 'same as "
+                                                     f"native' when the whole 95% interval of the ratio lies "
+                                                     f"inside [1/(1+m), 1+m]")
+                             for c, d in MARGIN_DEFAULTS.items()},
+                            description="the equivalence margin per workload category; a comparison whose "
+                                        "interval fits inside it is decided 'same' and gets no more rounds "
+                                        "(a workload's own margin_pct overrides it)"),
             "sentinel": _obj({
                 "max_steal_pct": number(0, default=25,
                                         description="a round with an iteration whose host steal time exceeds "
@@ -225,6 +239,7 @@ class RoundPolicy:
     max_steal_pct: float
     max_canary_change_pct: float
     max_pair_gap_s: float
+    margin_pct: float = MARGIN_DEFAULTS["cpu"]
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -269,6 +284,10 @@ class Config:
     workload_orders: dict[str, str] = field(default_factory=dict)
     #: the cluster hosts (empty: this machine alone)
     hosts: tuple[Host, ...] = ()
+    #: the equivalence margin (%) per workload category
+    margins: dict[str, float] = field(default_factory=lambda: dict(MARGIN_DEFAULTS))
+    #: workload -> its own margin_pct (absent: the category default)
+    workload_margins: dict[str, float] = field(default_factory=dict)
 
     @property
     def cluster(self) -> bool:
@@ -312,13 +331,20 @@ class Config:
         own = self.workload_targets.get(workload)
         return float(own if own is not None else self.precision[WORKLOAD_KINDS[spec["kind"]].CATEGORY])
 
+    def margin_pct(self, workload: str) -> float:
+        """The equivalence margin of the workload's comparisons (its own margin_pct, else its category's)."""
+        own = self.workload_margins.get(workload)
+        category = WORKLOAD_KINDS[self.workloads[workload]["kind"]].CATEGORY
+        return float(own if own is not None else self.margins[category])
+
     def round_policy(self, workload: str) -> RoundPolicy:
         r = self.rounds
         return RoundPolicy(min_rounds=min(r["min"], r["max"]), max_rounds=r["max"],
                            budget_s=float(r["budget_minutes"]) * 60, target_pct=self.target_pct(workload),
                            max_steal_pct=float(self.sentinel["max_steal_pct"]),
                            max_canary_change_pct=float(self.sentinel["max_canary_change_pct"]),
-                           max_pair_gap_s=float(r["max_pair_gap_minutes"]) * 60)
+                           max_pair_gap_s=float(r["max_pair_gap_minutes"]) * 60,
+                           margin_pct=self.margin_pct(workload))
 
     @property
     def budget_s(self) -> float:
@@ -492,12 +518,16 @@ def load(raw: dict[str, Any] | None) -> Config:
     wls: dict[str, dict[str, Any]] = {}
     targets: dict[str, float] = {}
     orders: dict[str, str] = {}
+    own_margins: dict[str, float] = {}
     for name, spec in raw["workloads"].items():
         cls = WORKLOAD_KINDS[spec["kind"]]
         _validate(spec, top["workloads"]["$defs"][spec["kind"]], f"workloads.{name}")
-        resolved = {k: _resolve(v, profile) for k, v in spec.items() if k not in ("precision_pct", "order")}
+        resolved = {k: _resolve(v, profile) for k, v in spec.items()
+                    if k not in ("precision_pct", "margin_pct", "order")}
         if "precision_pct" in spec:
             targets[name] = float(spec["precision_pct"])
+        if "margin_pct" in spec:
+            own_margins[name] = float(spec["margin_pct"])
         if "order" in spec:
             orders[name] = spec["order"]
         _validate(resolved, _obj({"kind": {"const": spec["kind"]}, **cls.PARAMS}, ["kind"]), f"workloads.{name}")
@@ -536,6 +566,8 @@ def load(raw: dict[str, Any] | None) -> Config:
         workload_targets=targets,
         workload_orders=orders,
         hosts=_hosts(raw.get("hosts", [])),
+        margins=_with_defaults(top["margins"]["properties"], raw.get("margins", {})),
+        workload_margins=own_margins,
     )
 
 

@@ -19,7 +19,9 @@ metrics the timing covers, e.g. ``read_only``, empty = all): the paper's CPU uti
 
 A cell's value is the median over its measured iterations; the absolute figure is the mean over
 cells with its t-interval, and the cost against native is paired per round exactly as the
-overheads are (:func:`isobench.stats.paired_ratio`; no interval below ``MIN_ROUNDS_CI`` rounds).
+overheads are (:func:`isobench.stats.paired_ratio`: the geometric mean of the per-round ratios,
+with the sequential interval of :mod:`isobench.decision` where the workload's rounds stopped on
+the data, since the cost is read from the same rounds; no interval below ``MIN_ROUNDS_CI`` rounds).
 """
 
 from __future__ import annotations
@@ -93,11 +95,12 @@ def point_costs(measured: pd.DataFrame) -> pd.DataFrame:
 
 
 def cost_table(cells: pd.DataFrame, params: dict[str, dict[str, Any]], *, baseline: str,
-               gaps: dict[str, float] | None = None) -> list[dict[str, Any]]:
+               gaps: dict[str, float] | None = None, horizons: dict[str, int] | None = None) -> list[dict[str, Any]]:
     """Per environment x workload x cost metric: the mean over cells with its interval and the cost
     against the baseline paired per round (rounds whose two cells started more than the workload's
-    pairing gap apart are not paired, as for the overheads)."""
-    gaps = gaps or {}
+    pairing gap apart are not paired, as for the overheads; ``horizons``: workload -> rounds.max, for
+    the sequential interval of rounds that stopped on the data)."""
+    gaps, horizons = gaps or {}, horizons or {}
     it = iteration_costs(cells, params)
     if it.empty:
         return []
@@ -126,7 +129,7 @@ def cost_table(cells: pd.DataFrame, params: dict[str, dict[str, Any]], *, baseli
             common = [r for r in common
                       if abs((a.loc[r, "started_at"] - b.loc[r, "started_at"]).total_seconds()) <= gap]
             ps = stats.paired_ratio(a.loc[common, "value"].to_numpy(np.float64),
-                                    b.loc[common, "value"].to_numpy(np.float64))
+                                    b.loc[common, "value"].to_numpy(np.float64), horizon=horizons.get(wl))
             row.update(ratio=ps.ratio, ratio_ci_low=ps.ci_low, ratio_ci_high=ps.ci_high, ratio_note=ps.note)
         rows.append(row)
     return rows

@@ -1,7 +1,8 @@
 """The paper's results as data (report/paper_results.yaml), and how our results compare with them.
 
 Felter et al. report each configuration's mean and its change against native. We compare *ratios to
-native* (ours: ratio of medians, theirs: ratio of means), never absolute numbers: their host (2 x 8
+native* (ours: the geometric mean of the per-round ratios, each cell's value the median of its
+iterations; theirs: ratio of means), never absolute numbers: their host (2 x 8
 core Xeon, 10 GbE, a flash array over Fibre Channel) is not ours, but what isolation costs relative
 to the same host's bare metal is the claim under test.
 
@@ -24,16 +25,18 @@ config/paper.yaml's rule). Our point ``threads=n`` is compared with the paper po
 is n, and the note says which (``paper threads=150 on 32 CPUs = 9 here``); none when no paper point
 scales to n, when several do, or when the environment's CPU count is not known (each with its reason).
 
-Verdict rule (:data:`VERDICT_RULE`): the paper's ratio r is put in one of three classes with the band
-tolerance t (0.05), each an interval of ratios: *same* = [1 - t, 1 + t], *above* = (1 + t, inf),
-*below* = (0, 1 - t). Ours is our 95 % interval [ratio_ci_low, ratio_ci_high] of the ratio of medians,
-not its point estimate. "agrees" when our whole interval lies inside the paper's class interval,
-"differs" when it lies entirely outside it (no overlap), "inconclusive" otherwise (it straddles a
-class boundary). Without an interval (too few rounds) the verdict is "inconclusive" and the note
-says so. Before comparing, our metric's direction (higher or lower is better) must be the paper's;
-if not, "not comparable". Units are compared after normalising case and whitespace (and Unicode
-compatibility forms: the micro sign is the Greek mu): if they differ the note says so and the ratios
-are still compared (a ratio is unit-free once the direction agrees).
+Verdict rule (:data:`VERDICT_RULE`): an equivalence test around the paper's own ratio r with the
+tolerance t (``tolerance`` in the YAML, 0.05): the band [r/(1+t), r(1+t)]. Ours is our 95 %
+interval [ratio_ci_low, ratio_ci_high] of the geometric mean of the per-round ratios (the
+sequential interval of isobench.decision), not its point estimate. "agrees" when our whole
+interval lies inside the band, "differs" when it lies entirely outside it (no overlap: ours
+differs from the paper's by more than t), "inconclusive" otherwise. (Until #25 the band was put
+around 1 and the paper's ratio only classed as same/above/below: paper 1.06 against ours
+[1.4, 1.6] "agreed".) Without an interval (too few rounds) the verdict is "inconclusive" and the
+note says so. Before comparing, our metric's direction (higher or lower is better) must be the
+paper's; if not, "not comparable". Units are compared after normalising case and whitespace (and
+Unicode compatibility forms: the micro sign is the Greek mu): if they differ the note says so and
+the ratios are still compared (a ratio is unit-free once the direction agrees).
 "not comparable" also when the environment is emulated (TCG, never a KVM figure), measured on another
 host than the baseline, has no counterpart configuration, or the workload, metric or sweep point is
 not in the paper, or our ratio is undefined; the reason is always given.
@@ -72,17 +75,17 @@ DEFAULT_TOLERANCE = 0.05
 def verdict_rule(tolerance: float = DEFAULT_TOLERANCE) -> str:
     """The rule in words, for the report."""
     t = f"{tolerance:.0%}"
-    lo, hi = f"{1 - tolerance:g}", f"{1 + tolerance:g}"
-    return (f"The paper's ratio to native (a ratio of means) is classed as 'same' when within ±{t} of 1 "
-            f"(the interval [{lo}, {hi}]), 'above' when greater ({hi}, ∞), 'below' when smaller (0, {lo}). "
-            f"Ours is our {CONFIDENCE:.0%} confidence interval of the ratio of medians, not its point estimate: "
-            f"'{AGREES}' when our whole interval lies inside the paper's class, '{DIFFERS}' when it lies "
-            f"entirely outside it, '{INCONCLUSIVE}' when it straddles a class boundary or we have no "
-            f"interval (too few rounds). Our metric's direction (higher or lower is better) must be the "
-            f"paper's, else '{NOT_COMPARABLE}'; if only the units differ the note says so and the ratios "
-            f"are still compared. '{NOT_COMPARABLE}' is given with its reason: emulated CPU (TCG), another "
-            f"host, a direction that differs from the paper's, no counterpart configuration in the paper, "
-            f"a workload, metric or sweep point the paper did not measure, or an undefined ratio.")
+    return (f"An equivalence test around the paper's own ratio to native r (a ratio of means): the band of "
+            f"ratios within ±{t} of it, [r/{1 + tolerance:g}, r×{1 + tolerance:g}]. Ours is the {CONFIDENCE:.0%} "
+            f"interval of the geometric mean of our per-round ratios (sequentially valid), not its point "
+            f"estimate: '{AGREES}' when our whole interval lies inside the band, '{DIFFERS}' when it lies "
+            f"entirely outside it (ours differs from the paper's by more than {t}), '{INCONCLUSIVE}' when it "
+            f"reaches across an edge of the band or we have no interval (too few rounds). Our metric's "
+            f"direction (higher or lower is better) must be the paper's, else '{NOT_COMPARABLE}'; if only the "
+            f"units differ the note says so and the ratios are still compared. '{NOT_COMPARABLE}' is given "
+            f"with its reason: emulated CPU (TCG), another host, a direction that differs from the paper's, no "
+            f"counterpart configuration in the paper, a workload, metric or sweep point the paper did not "
+            f"measure, or an undefined ratio.")
 
 
 VERDICT_RULE = verdict_rule()
@@ -319,7 +322,8 @@ def config_for(paper: Paper, candidates: list[str], manifest: dict[str, Any]) ->
 
 
 def classify(ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
-    """'same', 'above' or 'below' 1, with a band of ±tolerance."""
+    """'same', 'above' or 'below' 1, with a band of ±tolerance (a description of a ratio; the
+    verdict no longer uses it, see :func:`verdict`)."""
     if ratio > 1 + tolerance:
         return "above"
     if ratio < 1 - tolerance:
@@ -327,35 +331,28 @@ def classify(ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
     return "same"
 
 
-def class_interval(ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> tuple[float, float, bool, bool]:
-    """The ratios of ``ratio``'s class: (low, high, low included, high included).
-
-    same = [1 - t, 1 + t], above = (1 + t, inf), below = (0, 1 - t).
-    """
-    cls = classify(ratio, tolerance)
-    if cls == "above":
-        return 1 + tolerance, math.inf, False, False
-    if cls == "below":
-        return 0.0, 1 - tolerance, False, False
-    return 1 - tolerance, 1 + tolerance, True, True
+def band(paper_ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> tuple[float, float]:
+    """The ratios within ``tolerance`` of the paper's own ratio: [r / (1 + t), r (1 + t)] (symmetric
+    in log ratio, as the equivalence margins of isobench.decision)."""
+    return paper_ratio / (1 + tolerance), paper_ratio * (1 + tolerance)
 
 
 def verdict(ci_low: float, ci_high: float, paper_ratio: float, tolerance: float = DEFAULT_TOLERANCE) -> str:
-    """Our interval [ci_low, ci_high] against the paper's class: agrees / differs / inconclusive.
+    """Our interval [ci_low, ci_high] against the paper's ratio r: agrees / differs / inconclusive.
 
-    agrees: the whole interval inside the class; differs: no point of it in the class; inconclusive:
-    both (it straddles a boundary), or no interval (NaN bounds).
-    """
+    An equivalence test around the paper's value: agrees when the whole interval lies inside
+    :func:`band` [r/(1+t), r(1+t)] (ours is the paper's within the tolerance, TOST on our
+    interval); differs when the interval lies entirely outside the band (ours differs from the
+    paper's by more than the tolerance); inconclusive otherwise (the interval reaches across an edge
+    of the band), or without an interval (NaN bounds). The band is closed."""
     if not (math.isfinite(ci_low) and math.isfinite(ci_high)):
         return INCONCLUSIVE
     if ci_low > ci_high:
         raise ValueError(f"interval [{ci_low}, {ci_high}] is reversed")
-    lo, hi, lo_in, hi_in = class_interval(paper_ratio, tolerance)
-    above_lo = (lambda x: x >= lo) if lo_in else (lambda x: x > lo)
-    below_hi = (lambda x: x <= hi) if hi_in else (lambda x: x < hi)
-    if above_lo(ci_low) and below_hi(ci_high):
+    lo, hi = band(paper_ratio, tolerance)
+    if lo <= ci_low and ci_high <= hi:
         return AGREES
-    if not below_hi(ci_low) or not above_lo(ci_high):  # entirely above or entirely below the class
+    if ci_high < lo or ci_low > hi:
         return DIFFERS
     return INCONCLUSIVE
 

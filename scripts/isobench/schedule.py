@@ -83,7 +83,7 @@ def schedule(cells: pd.DataFrame, *, batch: int, policies: dict[str, dict[str, A
     records: dict[str, dict[str, Any]] = {}
     for w in policies:
         rec = rounds_mod.decide(cells, policies[w], workload=w, rounds_measured=rounds[w], baseline=baseline,
-                                primary=set(primary[w]), emulated=set(emulated))
+                                primary=set(primary[w]), emulated=set(emulated), environments=list(environments[w]))
         rec.setdefault("measure", list(environments[w]))
         rec["measure"] = [e for e in environments[w] if e in set(rec["measure"]) | {baseline}]
         rec["planned"] = {e: sorted(r) for e, r in planned.get(w, {}).items()}

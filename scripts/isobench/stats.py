@@ -10,8 +10,11 @@ Everything here is a pure function of its arguments, so the same inputs give the
 * **Paired ratio over rounds** (:func:`paired_ratio`), the overhead estimate: a round measures the
   workload on each of its environments back to back, each cell reduces to one value (the median of its
   measured iterations), and the overhead of environment E is taken from the per-round log ratios
-  d_r = log(E_r / baseline_r): the ratio is exp(mean d), its 95 % CI the t-interval of the mean of d
-  (n - 1 degrees of freedom), back-transformed; the p-value is the one-sample t-test of mean d = 0.
+  d_r = log(E_r / baseline_r): the ratio is exp(mean d), the geometric mean of the per-round
+  ratios; its 95 % CI the t-interval of the mean of d (n - 1 degrees of freedom), back-transformed,
+  or, where rounds stopped on the data (every overhead of the aggregate tables), the sequential
+  interval of :mod:`isobench.decision` that stays valid at the stopping time; the p-value is the
+  fixed-n one-sample t-test of mean d = 0 (none when every round gave the same ratio).
   The round, not the iteration, is the unit: iterations inside one instance share that instance's
   and that moment's luck, so treating them as independent makes intervals too narrow (Kalibera &
   Jones, ISMM 2013). With fewer than :data:`MIN_ROUNDS_CI` rounds no interval is given.
@@ -59,8 +62,8 @@ IQR_K = 1.5
 OUTLIER_RULE = f"Tukey fences: outside [Q1 - {IQR_K} IQR, Q3 + {IQR_K} IQR] of the group (n >= {MIN_N_OUTLIER})"
 #: fewer rounds than this: no interval for an overhead (and never a "significant")
 MIN_ROUNDS_CI = 5
-PAIRED_METHOD = (f"per-round log ratios log(E_r / native_r) of the cells' medians; {CONFIDENCE:.0%} "
-                 f"t-interval of their mean over rounds, back-transformed; no interval below "
+PAIRED_METHOD = (f"geometric mean of the per-round ratios E_r / native_r of the cells' medians; {CONFIDENCE:.0%} "
+                 f"t-interval of the mean log ratio over rounds, back-transformed; no interval below "
                  f"{MIN_ROUNDS_CI} rounds")
 FDR_METHOD = "Benjamini-Hochberg over every overhead of the run (A/A and emulated excluded)"
 
@@ -199,9 +202,15 @@ def log_ratios(values, baseline) -> np.ndarray:
     return np.log(x[ok] / y[ok])
 
 
-def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI) -> PairedStats:
+def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI, horizon: int | None = None) -> PairedStats:
     """The overhead estimate from per-round values aligned by round (``values[i]`` and
-    ``baseline[i]`` measured in the same round)."""
+    ``baseline[i]`` measured in the same round): the geometric mean of the per-round ratios.
+
+    ``horizon``: the rounds cap the run could have reached (``rounds.max``). Given, the interval
+    is the sequential one of :mod:`isobench.decision` (valid at a stopping time the data chose);
+    None, the fixed-n t-interval (no optional stopping, e.g. the CPU cost). Every round giving the
+    same ratio (quantised values, e.g. bucketed latency percentiles) leaves no variance to estimate:
+    no interval and no p-value, never a zero-width interval with p = 0."""
     d = log_ratios(values, baseline)
     n, nan = int(d.size), float("nan")
     if n == 0:
@@ -211,13 +220,25 @@ def paired_ratio(values, baseline, min_rounds: int = MIN_ROUNDS_CI) -> PairedSta
     if n < 2:
         return PairedStats(n, ratio, nan, nan, nan, nan, nan, f"{n} round < {min_rounds}: no interval")
     sd = float(np.std(d, ddof=1))
-    half = _t_half(sd, n)
-    # identical ratios in every round: certain, or certainly no difference
-    p = (1.0 if mean == 0 else 0.0) if sd == 0 else float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
-    hw = (math.exp(half) - 1) * 100
+    if np.ptp(d) <= 1e-12 * max(1.0, abs(mean)):
+        return PairedStats(n, ratio, nan, nan, 0.0, nan, nan,
+                           f"every one of the {n} rounds gave the same ratio (quantised values?): no variance, "
+                           f"no interval")
+    if horizon is None:
+        half = _t_half(sd, n)
+    else:
+        from . import decision
+        half = float(decision.multiplier(n, horizon)) * sd / math.sqrt(n) if n >= decision.FIRST_LOOK else nan
+    p = float(2 * sps.t.sf(abs(mean) / (sd / math.sqrt(n)), n - 1))
+    hw = (math.exp(half) - 1) * 100 if math.isfinite(half) else _pct_half(sd, n)
     if n < min_rounds:
         return PairedStats(n, ratio, nan, nan, sd, hw, p, f"{n} rounds < {min_rounds}: no interval")
     return PairedStats(n, ratio, math.exp(mean - half), math.exp(mean + half), sd, hw, p, "")
+
+
+def _pct_half(sd: float, n: int) -> float:
+    """The fixed-n half-width in % (what rounds below the first sequential look are shown with)."""
+    return (math.exp(_t_half(sd, n)) - 1) * 100
 
 
 def rounds_for(sd_log: float, target_pct: float, *, t_based: bool = True, cap: int = 100_000) -> int:
