@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import PREFIX
-from ..errors import InstanceError
+from ..errors import BenchError, InstanceError
 
 log = logging.getLogger("isobench")
 
@@ -320,6 +320,13 @@ class Driver(ABC):
         manifest (recorded in results/provision/<env>.json). Called only when available."""
         return {}
 
+    def check_capacity(self) -> None:
+        """Raise BenchError (one line) when this host cannot give the limits: on one machine the
+        config is refused first; a cluster node says so when it provisions."""
+        why = limits_misfit(self.limits) if self.LIMITED else None
+        if why:
+            raise BenchError(f"environment {self.env}: {why}")
+
     @abstractmethod
     def start(self, name: str) -> Instance:
         """Start a fresh instance called ``name`` (removing a stale one of that name first)."""
@@ -345,6 +352,28 @@ class Driver(ABC):
         """Stop the host daemons this kind started for the run (none are left behind); return what
         was stopped."""
         return []
+
+
+def host_capacity() -> tuple[int, int]:
+    """(CPUs, memory in MiB) of the host this process runs on."""
+    mem_kib = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return os.cpu_count() or 1, mem_kib // 1024
+
+
+def limits_misfit(limits: Limits, capacity: tuple[int, int] | None = None) -> str | None:
+    """Why this host cannot give ``limits`` (``limits.<key>: ...``), or None: the cpuset 0..cpus-1
+    needs those CPUs, and a guest or container with more memory than the host is killed or swaps."""
+    host_cpus, host_mib = capacity or host_capacity()
+    if limits.cpus > host_cpus:
+        return f"limits.cpus: {limits.cpus} is more than this host's {host_cpus} CPUs"
+    if host_mib and limits.memory_mib > host_mib:
+        return f"limits.memory_mib: {limits.memory_mib} is more than this host's memory ({host_mib} MiB)"
+    return None
 
 
 def process_cpu_seconds(pid: int) -> float:

@@ -262,6 +262,10 @@ class LxcDriver(Driver):
                                        "(./install.sh does)", required=True)
         return Availability(True)
 
+    def provision(self) -> dict[str, Any]:
+        self.check_capacity()
+        return {}
+
     def start(self, name: str) -> Instance:
         avail = self.availability()
         if not avail.available:

@@ -288,6 +288,7 @@ class KvmDriver(Driver):
 
     def provision(self) -> dict[str, Any]:
         """Build (or find cached) the guest's kernel, initramfs and base disk; return their manifest."""
+        self.check_capacity()
         kernel = self.option("guest_kernel")
         return ensure_guest_artifacts(Path(self.image["rootfs"]), self.image["key"], self.paths.images,
                                       Path(kernel) if kernel else None)
