@@ -37,6 +37,10 @@ DATA_DIR = "/data"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: every host object a driver creates (instance, container, domain, network...) starts with this
 NAME_PREFIX = f"{PREFIX}-"
+#: the XML namespace of the ownership marker in libvirt <metadata> (domains and networks)
+OWNER_NS = "https://isobench.invalid/xmlns/owner/1"
+#: the file in an instance directory that carries its ownership marker
+OWNER_FILE = "isobench-owner"
 #: the labels of an environment that provides the host's CPU as it is (native, LXC)
 DEFAULT_LABELS: dict[str, Any] = {"accel": "none", "emulated": False}
 
@@ -144,6 +148,34 @@ class StatePaths:
 
     def instance_dir(self, name: str) -> Path:
         return self.instances / name
+
+
+def owner_marker(paths: StatePaths) -> str:
+    """What ties a host object to this project and its state_dir: ``isobench:<state_dir>`` (the
+    bridge's alias, a comment on every firewall rule, a line of each container config, a file in
+    each instance directory; libvirt objects carry the state_dir in their <metadata>). Cleanup removes
+    only objects with the marker of its own state_dir, and, from before markers existed, objects
+    with the old name pattern and a path under that state_dir."""
+    return f"{PREFIX}:{paths.root}"
+
+
+def mark_dir(directory: Path, paths: StatePaths) -> None:
+    """Write the ownership marker into an instance directory the driver just made."""
+    (directory / OWNER_FILE).write_text(owner_marker(paths) + "\n")
+
+
+def is_marked_dir(directory: Path, paths: StatePaths) -> bool:
+    """Whether an instance directory carries this state_dir's marker."""
+    try:
+        return (directory / OWNER_FILE).read_text().strip() == owner_marker(paths)
+    except OSError:
+        return False
+
+
+def is_under(path: str | Path, root: Path) -> bool:
+    """Whether ``path`` (as written, not resolved) is ``root`` or below it."""
+    p, r = str(path).rstrip("/"), str(root).rstrip("/")
+    return p == r or p.startswith(r + "/")
 
 
 def hostname_for(name: str) -> str:
