@@ -7,6 +7,10 @@ this host, and at provisioning on a cluster node."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +19,7 @@ from isobench.drivers import base
 from isobench.drivers.base import Limits, StatePaths
 from isobench.errors import BenchError, ConfigError
 
-from conftest import variant
+from conftest import ROOT, variant
 
 NAN, INF = float("nan"), float("inf")
 
@@ -166,3 +170,139 @@ def test_the_default_state_dir_and_a_project_directory_under_var_lib_are_fine():
     config._check_state_dir("/var/lib/isobench")
     config._check_state_dir("/srv/isobench")
     config._check_state_dir("/var/lib/libvirt-isobench")      # a name that merely starts alike
+
+
+# -- ownership: what cleanup recognises as this state_dir's, without touching the host ---------------
+
+def test_a_domain_is_ours_by_its_marker_or_the_old_name_with_a_disk_under_state_dir():
+    from isobench.drivers.kvm.domain import domain_xml, owner_of
+    from isobench.drivers.kvm.driver import is_ours
+
+    paths = StatePaths(Path("/var/lib/isobench"))
+
+    def xml(name, state_dir, disk_dir="/var/lib/isobench/instances"):
+        return domain_xml(name=name, accel="tcg", tuning="untuned", disk="qcow2", cpus=1, memory_mib=512,
+                          kernel="/k", initrd="/i", cmdline="", root_disk=Path(f"{disk_dir}/{name}.kvm/root.qcow2"),
+                          data_disk=Path(f"{disk_dir}/{name}.kvm/data.qcow2"), console_log=Path("/c"),
+                          mac="00:16:3e:00:00:01", vhost=False, state_dir=state_dir)
+
+    assert owner_of(xml("isobench-x-1", "/var/lib/isobench")) == "/var/lib/isobench"
+    assert is_ours(xml("isobench-x-1", "/var/lib/isobench"), "isobench-x-1", paths)
+    assert is_ours(xml("any-name", "/var/lib/isobench"), "any-name", paths)            # the marker decides
+    assert not is_ours(xml("isobench-x-1", "/srv/other"), "isobench-x-1", paths)      # another state_dir's
+    # made before markers: the old name and a disk under state_dir
+    assert is_ours(xml("isobench-x-1", None), "isobench-x-1", paths)
+    # a user's look-alike: the name alone is not enough
+    assert not is_ours(xml("isobench-web", None, "/srv/vms"), "isobench-web", paths)
+    assert not is_ours(xml("web", None), "web", paths)
+    assert not is_ours(xml("isobench-web", None, "/var/lib/isobench-web"), "isobench-web", paths)
+
+
+def test_a_container_is_ours_by_its_config_marker_or_the_old_name_with_a_rootfs_under_state_dir(tmp_path):
+    from isobench.drivers.lxc import OWNER_LINE, is_ours
+
+    paths = StatePaths(tmp_path / "state")
+    lxcpath = paths.root / "lxc"
+
+    def make(name, first_line, rootfs):
+        (lxcpath / name).mkdir(parents=True)
+        (lxcpath / name / "config").write_text(f"{first_line}\nlxc.rootfs.path = {rootfs}\n")
+
+    make("isobench-a-1", f"{OWNER_LINE}isobench:{paths.root}", "overlay:/img:/elsewhere/delta0")
+    make("isobench-b-1", "lxc.arch = x86_64", f"overlay:/img:{lxcpath}/isobench-b-1/delta0")   # old config
+    make("isobench-web", "lxc.arch = x86_64", "dir:/srv/web/rootfs")                         # a look-alike
+    make("isobench-c-1", f"{OWNER_LINE}isobench:/srv/other", f"overlay:/img:{lxcpath}/isobench-c-1/delta0")
+    (lxcpath / "isobench-half").mkdir()                                                     # no config yet
+    assert [n for n in sorted(os.listdir(lxcpath)) if is_ours(lxcpath, n, paths)] == \
+        ["isobench-a-1", "isobench-b-1", "isobench-half"]
+
+
+def test_native_cleanup_removes_only_marked_or_old_instance_directories(tmp_path):
+    from isobench.drivers.base import mark_dir
+    from isobench.drivers.native import NativeDriver
+
+    paths = StatePaths(tmp_path / "state")
+    for name in ("isobench-marked", "isobench-old", "isobench-foreign", "isobench-k-1.kvm", "other"):
+        (paths.instances / name).mkdir(parents=True)
+    mark_dir(paths.instances / "isobench-marked", paths)
+    (paths.instances / "isobench-old" / "upper").mkdir()                 # an old native instance
+    (paths.instances / "isobench-foreign" / "notes.txt").write_text("mine")
+    mark_dir(paths.instances / "isobench-k-1.kvm", paths)               # KVM's: its driver removes it
+    removed = NativeDriver.cleanup_stale(paths)
+    assert removed == ["native instance isobench-marked", "native instance isobench-old"]
+    assert sorted(os.listdir(paths.instances)) == ["isobench-foreign", "isobench-k-1.kvm", "other"]
+
+
+def test_a_qemu_log_is_ours_only_when_it_names_a_disk_under_state_dir(tmp_path):
+    from isobench.drivers.kvm.driver import qemu_log_is_ours
+
+    paths = StatePaths(Path("/var/lib/isobench"))
+    ours, theirs = tmp_path / "isobench-a-1.log", tmp_path / "isobench-web.log"
+    ours.write_text('-blockdev {"driver":"file","filename":"/var/lib/isobench/instances/isobench-a-1.kvm/root.qcow2"}')
+    theirs.write_text('-blockdev {"driver":"file","filename":"/srv/vms/web.qcow2"}')
+    assert qemu_log_is_ours(ours, paths) and not qemu_log_is_ours(theirs, paths)
+
+
+# -- scripts/cleanup.py: the host lock and the state dir, as a run --------------------------------
+
+CLEANUP = [sys.executable, str(ROOT / "scripts" / "cleanup.py")]
+
+
+@pytest.mark.parametrize("state_dir, expected", [
+    ("/var/lib", "isobench: --state-dir: /var/lib is a directory other software owns"),
+    ("/var/lib/libvirt", "isobench: --state-dir: /var/lib/libvirt is a directory other software owns"),
+    ("/tmp/isobench", "isobench: --state-dir: /tmp is world-writable"),
+    ("relative", "isobench: --state-dir: 'relative' is not an absolute path"),
+    ("/proc/isobench", "isobench: --state-dir: /proc/isobench is on a proc file system"),
+])
+def test_cleanup_script_checks_its_state_dir_as_the_config_does(state_dir, expected, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("cleanup runs as root")
+    proc = subprocess.run([*CLEANUP, "--state-dir", state_dir, "--images"], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "ISOBENCH_HOST_LOCK": str(tmp_path / "run" / "lock")})
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(expected), proc.stderr
+    assert not (tmp_path / "run").exists()              # refused before it even took the lock
+
+
+HOLD = textwrap.dedent("""
+    import fcntl, json, os, sys, time
+    os.makedirs(os.path.dirname(sys.argv[1]), mode=0o700, exist_ok=True)
+    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, (json.dumps({"pid": os.getpid(), "cwd": "/a-run", "started": "then"}) + "\\n").encode())
+    print("locked", flush=True)
+    time.sleep(600)
+""")
+
+
+def test_cleanup_script_refuses_during_a_run_in_the_line_a_second_run_gets(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("cleanup runs as root")
+    lock = tmp_path / "run" / "lock"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(lock)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        proc = subprocess.run([*CLEANUP, "--state-dir", "/var/lib/isobench-not-made"], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, "ISOBENCH_HOST_LOCK": str(lock)})
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr == (f"isobench: another run is measuring on this host (pid {holder.pid}, in /a-run, since "
+                           f"then); wait for it to finish or stop it (this run changed nothing)\n")
+    assert not Path("/var/lib/isobench-not-made").exists()
+
+
+def test_cleanup_images_removes_only_the_projects_entries(tmp_path):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import cleanup
+
+    images = tmp_path / "images"
+    for d in ("rootfs-abc/rootfs", ".rootfs-abc.partial", "kvm-def", ".kvm-def.x.partial", "pool/disk"):
+        (images / d).mkdir(parents=True)
+    for f in ("rootfs-abc.json", ".rootfs-abc.lock", "someone-elses.qcow2"):
+        (images / f).write_text("x")
+    removed = cleanup.remove_images(images)
+    assert len(removed) == 6
+    assert sorted(os.listdir(images)) == ["pool", "someone-elses.qcow2"]

@@ -518,6 +518,11 @@ def _check_state_dir_place(text: str, resolved, existing, fstype) -> None:
                           f"{existing}); use a directory on a disk file system (e.g. /var/lib/isobench)")
 
 
+def check_state_dir(path: str) -> None:
+    """Every check of the config's state_dir (for scripts that take one as an argument: cleanup.py)."""
+    _check_state_dir(path)
+
+
 def _check_subnets(network: dict[str, str]) -> None:
     """The drivers' host-only networks: each a private IPv4 network (no host bits) of /24 to /28
     (room for the bridge and the instances, small enough to keep clear of the host's own), no two
