@@ -170,16 +170,17 @@ def add_dnat(host_ip: str, port: int, target_ip: str, tag: str, marker: str) -> 
              "-m", "comment", "--comment", f"{marker}:{tag}", "-j", "DNAT", "--to-destination", f"{target_ip}:{port}")
 
 
-def remove_dnat(marker: str, tag: str | None = None) -> int:
-    """Delete the DNAT rules of instance ``tag`` (all of this marker's when None, and those of
-    earlier versions, commented with a bare instance name); drop the chain and its jumps when empty."""
+def remove_dnat(marker: str, tag: str | None = None, legacy_tags: frozenset[str] = frozenset()) -> int:
+    """Delete the DNAT rules of instance ``tag`` (all of this marker's when None, and those earlier
+    versions made for the instances in ``legacy_tags``, commented with the bare instance name);
+    drop the chain and its jumps when empty."""
     if not _has_chain("nat", NAT_CHAIN):
         return 0
     removed = 0
     for rule in _rules("nat", NAT_CHAIN):
         c = _comment(rule) or ""
         mine = c == f"{marker}:{tag}" if tag is not None else c.startswith(f"{marker}:")
-        legacy = tag is None and c.startswith("isobench-") and ":" not in c
+        legacy = tag is None and c in legacy_tags
         if mine or legacy:
             _ipt("-t", "nat", "-D", *rule[1:], check=False)
             removed += 1

@@ -316,13 +316,14 @@ class LxcDriver(Driver):
         DNAT rules and the bridge carrying its marker."""
         lxcpath = paths.root / "lxc"
         marker = owner_marker(paths)
-        removed = []
+        removed, names = [], set()
         if lxcpath.is_dir() and not lxcpath.is_symlink():
             for d in sorted(lxcpath.iterdir()):
                 if d.is_dir() and not d.is_symlink() and is_ours(lxcpath, d.name, paths):
                     destroy_container(lxcpath, d.name)
                     removed.append(f"container {d.name}")
-        if hostnet.remove_dnat(marker):
+                    names.add(d.name)
+        if hostnet.remove_dnat(marker, legacy_tags=frozenset(names)):
             removed.append(f"iptables rules in {hostnet.NAT_CHAIN}")
         if hostnet.remove_bridge(BRIDGE, marker, only_if_unused=False):
             removed.append(f"bridge {BRIDGE}")
