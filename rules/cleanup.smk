@@ -1,5 +1,6 @@
-# cleanup: remove every host object the project created (never results/); safe at any time. On a
-# cluster, one job per host, on that host.
+# cleanup: remove every host object the project made for the state_dir (never results/, never an
+# object without its ownership marker), under the host lock the run's onstart takes (refused while
+# another run measures). On a cluster, one job per host, on that host, taking that host's lock.
 
 
 if CFG.cluster:

@@ -106,7 +106,7 @@ def test_second_run_exits_in_one_line_before_cleanup(tmp_path, lock, cleanups, c
         if mode == "line":
             assert m.group(3) == "2001-02-03T04:05:06+00:00"
         assert cleanups == []                             # nothing of the other run was touched
-        assert pipeline._host_lock_fd is None
+        assert not pipeline._host_lock_fds
     finally:
         stop(holder)
 
@@ -130,7 +130,7 @@ def test_lock_is_held_until_finish_and_not_inherited(tmp_path, lock, cleanups, m
         assert not can_lock(lock)
         pipeline.finish(cfg(tmp_path), success=False, report=str(tmp_path / "none.html"))
         assert stopped == [tmp_path / "state"]              # the drivers' daemons first, then the lock
-        assert pipeline._host_lock_fd is None
+        assert not pipeline._host_lock_fds
         assert can_lock(lock)
     finally:
         stop(child)
@@ -138,7 +138,7 @@ def test_lock_is_held_until_finish_and_not_inherited(tmp_path, lock, cleanups, m
 
 def test_the_default_path_is_the_hosts_lock_dir(monkeypatch):
     monkeypatch.delenv("ISOBENCH_HOST_LOCK", raising=False)
-    assert pipeline.host_lock_path() == pipeline.HOST_LOCK == "/run/lock/isobench.lock"
+    assert pipeline.host_lock_path() == pipeline.HOST_LOCK == "/run/isobench/host.lock"
     monkeypatch.setattr(pipeline, "HOST_LOCK", "/elsewhere/x.lock")
     assert pipeline.host_lock_path() == "/elsewhere/x.lock"
 

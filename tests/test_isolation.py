@@ -53,12 +53,16 @@ def test_nat_rules_live_only_as_long_as_their_container():
 
 
 def test_bridge_is_private():
-    """The bridge the pipeline creates has a static address, no forwarding rule, no DHCP server."""
+    """The bridge the pipeline creates has a static address, no DHCP server, and forwarding into or
+    out of it from any other interface is dropped (ISOBENCH-FWD, jumped to first from FORWARD)."""
     paths = StatePaths(STATE)
     drv = DRIVERS["lxc"]("t", {"net": "bridge"}, Limits(1, 512), paths, {"rootfs": str(image_root())})
     with drv.start("isobench-iso-br"):
         fwd = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
-        assert "isobench0" not in fwd
+        assert "isobench0" not in fwd and fwd.splitlines()[1].endswith("-j ISOBENCH-FWD"), fwd
+        own = subprocess.run(["iptables", "-S", "ISOBENCH-FWD"], capture_output=True, text=True).stdout
+        assert "! -i isobench0 -o isobench0" in own and "-i isobench0 ! -o isobench0" in own, own
+        assert all(line.endswith("-j DROP") for line in own.splitlines() if line.startswith("-A ")), own
         ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
         assert not any("dnsmasq" in line and "isobench0" in line for line in ps.splitlines())
 

@@ -18,7 +18,7 @@ import jsonschema
 
 from . import drivers
 from .drivers import KINDS as DRIVER_KINDS
-from .drivers.base import Availability, EnvSpec, Limits, StatePaths
+from .drivers.base import Availability, EnvSpec, Limits, StatePaths, limits_misfit
 from .errors import ConfigError
 from .measure import ORDERS, Measure
 from .schematypes import integer, number, positive, string
@@ -66,8 +66,8 @@ def schema() -> dict[str, Any]:
     workloads = {}
     for kind, cls in sorted(WORKLOAD_KINDS.items()):
         props = {"kind": {"const": kind},
-                 "precision_pct": positive(
-                     description=f"target CI half-width in % (default: precision.{cls.CATEGORY})"),
+                 "precision_pct": _at_most(100, positive(
+                     description=f"target CI half-width in % (default: precision.{cls.CATEGORY})")),
                  "margin_pct": positive(
                      description=f"equivalence margin in % (default: margins.{cls.CATEGORY})"),
                  "order": {"enum": list(ORDERS), "description": "this workload's measurement order (default: order)"}}
@@ -106,8 +106,8 @@ def schema() -> dict[str, Any]:
                                                              "cell re-measured alone gets new rounds)"),
             }, description="a round measures one workload on each of its environments back to back, in a "
                            "random order; rounds are added until the precision targets or a cap are reached"),
-            "precision": _obj({c: positive(default=d,
-                                           description=f"target 95% CI half-width of {c} overheads, in % of the ratio")
+            "precision": _obj({c: _at_most(100, positive(default=d, description=f"target 95% CI half-width of {c} "
+                                                                             f"overheads, in % of the ratio"))
                                for c, d in PRECISION_DEFAULTS.items()},
                               description="the CI half-width each overhead must reach, per workload category "
                                           "(a workload's own precision_pct overrides it)"),
@@ -120,9 +120,10 @@ def schema() -> dict[str, Any]:
                                         "interval fits inside it is decided 'same' and gets no more rounds "
                                         "(a workload's own margin_pct overrides it)"),
             "sentinel": _obj({
-                "max_steal_pct": number(0, default=25,
-                                        description="a round with an iteration whose host steal time exceeds "
-                                                    "this (% of host CPU time) is flagged and replaced"),
+                "max_steal_pct": _at_most(100, positive(default=25,
+                                                        description="a round with an iteration whose host steal "
+                                                                    "time exceeds this (% of host CPU time) is "
+                                                                    "flagged and replaced")),
                 "max_canary_change_pct": positive(default=50,
                                                   description="a round with a cell whose host canary changed by "
                                                               "more than this between its start and end is "
@@ -169,9 +170,10 @@ def schema() -> dict[str, Any]:
             "environments": _named("driver", drivers, "named environments; 'native' is the baseline"),
             "workloads": _named("kind", workloads, "named workloads, each a kind with parameters"),
             "run": _obj({
-                "environments": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
-                                 "description": "environments to run (default: all)"},
-                "workloads": {"type": "array", "items": {"type": "string"}, "uniqueItems": True,
+                "environments": {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 1,
+                                 "description": f"environments to run (default: all), the baseline '{BASELINE}' "
+                                                f"and at least one to compare with it"},
+                "workloads": {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 1,
                               "description": "workloads to run (default: all)"},
                 "environments_for": {
                     "type": "object", "default": {}, "propertyNames": {"pattern": NAME_PATTERN},
@@ -198,6 +200,32 @@ def schema() -> dict[str, Any]:
                                      "this machine alone, results/ in the single-host layout"},
         }, ["environments", "workloads", "image"]),
     }
+
+
+def _at_most(maximum: float, prop: dict[str, Any]) -> dict[str, Any]:
+    """``prop`` (a number) with an upper bound, placed before its default and description."""
+    out = {k: v for k, v in prop.items() if k not in ("default", "description")}
+    return {**out, "maximum": maximum, **{k: prop[k] for k in ("default", "description") if k in prop}}
+
+
+def _check_finite(value: Any, path: tuple = ()) -> None:
+    """Refuse NaN and infinities anywhere (YAML's .nan and .inf): they pass every bound (a NaN
+    precision target is never met, a NaN threshold never flags)."""
+    import math
+
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"config: {_where(path)}: {value} is not a number this key can take (NaN and "
+                          f"infinity are refused)")
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        _check_finite(v, (*path, k))
+
+
+def check_limits_fit(cpus: int, memory_mib: int) -> None:
+    """Refuse limits this host cannot give, in one line naming the key (drivers.base.limits_misfit)."""
+    why = limits_misfit(Limits(cpus, memory_mib))
+    if why:
+        raise ConfigError(f"config: {why}")
 
 
 def _where(path) -> str:
@@ -378,7 +406,7 @@ def _unsafe_state_dir(where: str, why: str) -> ConfigError:
                        f"as root; use a directory that only root owns and can write (default: /var/lib/isobench)")
 
 
-def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) -> None:
+def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None, fstype=None) -> None:
     """Refuse a state_dir that someone other than root could redirect: the pipeline runs as root and
     deletes and mounts under it, so a user who can rename or replace one directory on the way could
     point that at any file on the host.
@@ -393,10 +421,16 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
     exist yet are fine (the pipeline creates them in the last directory checked). The resolved path
     must not be ``/`` itself.
 
+    Directories on the way must not be group-writable either. The resolved path must not be, or
+    contain, a directory other software owns (OWNED_ELSEWHERE: /var/lib, /var/lib/lxc, /etc, ...),
+    and must not be on a kernel file system or overlayfs (UNFIT_FS); it is at most STATE_DIR_MAX
+    characters long.
+
     For tests: ``top`` is a directory trusted with its ancestors unchecked (``top`` itself and what
     is below it are checked; the default ``/`` checks everything), so a case can be built under
     ``tmp_path`` (itself below the world-writable /tmp); ``lstat`` and ``readlink`` replace the
-    filesystem calls. The check is made when the config loads; it cannot stop a change made later.
+    filesystem calls, ``fstype`` the file system type lookup. The check is made when the config
+    loads; it cannot stop a change made later.
     """
     import os
     import stat as st_
@@ -407,6 +441,9 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
     text = str(path)
     if not text.startswith("/"):
         raise ConfigError(f"config: state_dir: '{text}' is not an absolute path")
+    if len(text) > STATE_DIR_MAX:
+        raise ConfigError(f"config: state_dir: {len(text)} characters long ('{text[:40]}...'); at most "
+                          f"{STATE_DIR_MAX} (it is repeated in mount options, container configs and markers)")
     dots = [p for p in text.split("/") if p in (".", "..")]
     if dots:
         raise ConfigError(f"config: state_dir: '{text}' has a '{dots[0]}' component; "
@@ -421,6 +458,9 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
             raise _unsafe_state_dir(where, f"is owned by uid {st.st_uid} (not root)")
         if st.st_mode & st_.S_IWOTH:
             raise _unsafe_state_dir(where, f"is world-writable (mode {st_.S_IMODE(st.st_mode):04o})")
+        if st.st_mode & st_.S_IWGRP:
+            raise _unsafe_state_dir(where, f"is group-writable (mode {st_.S_IMODE(st.st_mode):04o}, group "
+                                           f"{st.st_gid})")
 
     def look(p: PurePosixPath) -> Any:
         try:
@@ -448,6 +488,7 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
             if ".." in pending:
                 raise ConfigError(f"config: state_dir: the symlink {via} leads through the missing {nxt} "
                                   f"and then '..'; point it at the directory itself")
+            _check_state_dir_place(text, nxt.joinpath(*pending), cur, fstype)
             return
         if st_.S_ISLNK(st.st_mode):
             hops += 1
@@ -466,6 +507,64 @@ def _check_state_dir(path: str, *, top: str = "/", lstat=None, readlink=None) ->
     if cur == PurePosixPath("/"):
         raise ConfigError(f"config: state_dir: '{text}' is / itself; the pipeline deletes under state_dir: "
                           f"give it a directory of its own")
+    _check_state_dir_place(text, cur, cur, fstype)
+
+
+#: directories other software owns: a state_dir may not be one of them or contain one (the pipeline
+#: deletes what it finds under state_dir/lxc, state_dir/images and state_dir/instances)
+OWNED_ELSEWHERE = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/libx32", "/media",
+                   "/mnt", "/opt", "/proc", "/root", "/run", "/sbin", "/snap", "/srv", "/sys", "/tmp", "/usr",
+                   "/usr/local", "/usr/share", "/var", "/var/cache", "/var/cache/lxc", "/var/lib", "/var/lib/apt",
+                   "/var/lib/containers", "/var/lib/docker", "/var/lib/dpkg", "/var/lib/libvirt", "/var/lib/lxc",
+                   "/var/lib/lxd", "/var/lib/machines", "/var/lock", "/var/log", "/var/mail", "/var/run",
+                   "/var/snap", "/var/spool", "/var/tmp")
+#: kernel file systems (nothing of the pipeline's can live there) and overlayfs (it cannot hold the
+#: upper layers of the instances' overlays)
+UNFIT_FS = ("autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs",
+            "efivarfs", "fusectl", "hugetlbfs", "mqueue", "nsfs", "overlay", "proc", "pstore", "securityfs",
+            "sysfs", "tracefs")
+#: longest state_dir: its path is repeated in overlay mount options, LXC configs and the ownership
+#: markers (an iptables comment holds 256 characters)
+STATE_DIR_MAX = 160
+
+
+def mount_fstype(path: str) -> str:
+    """The file system type of the mount ``path`` is on (/proc/self/mountinfo: the longest mount
+    point above it)."""
+    best, fstype = "", ""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                mnt = left.split()[4].replace("\\040", " ")
+                if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
+                    best, fstype = mnt, right.split()[0]
+    except OSError:
+        pass
+    return fstype
+
+
+def _check_state_dir_place(text: str, resolved, existing, fstype) -> None:
+    """Refuse a state_dir that is, or contains, a directory other software owns (OWNED_ELSEWHERE),
+    or that is on a kernel file system or overlayfs (its nearest existing directory tells)."""
+    where = text if str(resolved) == text else f"{text} (that is {resolved})"
+    for other in OWNED_ELSEWHERE:
+        if str(resolved) == other:
+            raise ConfigError(f"config: state_dir: {where} is a directory other software owns; the pipeline "
+                              f"deletes under state_dir: give it a directory of its own (e.g. /var/lib/isobench)")
+        if other.startswith(str(resolved).rstrip("/") + "/"):
+            raise ConfigError(f"config: state_dir: {where} contains {other}, which other software owns; the "
+                              f"pipeline deletes under state_dir: give it a directory of its own "
+                              f"(e.g. /var/lib/isobench)")
+    kind = (fstype or mount_fstype)(str(existing))
+    if kind in UNFIT_FS:
+        raise ConfigError(f"config: state_dir: {where} is on a {kind} file system (mounted at or above "
+                          f"{existing}); use a directory on a disk file system (e.g. /var/lib/isobench)")
+
+
+def check_state_dir(path: str) -> None:
+    """Every check of the config's state_dir (for scripts that take one as an argument: cleanup.py)."""
+    _check_state_dir(path)
 
 
 def _check_subnets(network: dict[str, str]) -> None:
@@ -502,9 +601,16 @@ def load(raw: dict[str, Any] | None) -> Config:
     if "repetitions" in raw:
         raise ConfigError("config: repetitions: no longer a key: a workload gets rounds (rounds.min, rounds.max, "
                           "rounds.budget_minutes) until its precision target is met; see config/config.yaml")
+    _check_finite(raw)
     sch = schema()
     _validate(raw, sch, "")
     top = sch["properties"]
+    rounds = raw.get("rounds", {})
+    r_min, r_max = rounds.get("min", top["rounds"]["properties"]["min"]["default"]), \
+        rounds.get("max", top["rounds"]["properties"]["max"]["default"])
+    if r_min > r_max:
+        raise ConfigError(f"config: rounds.min: {r_min} is more than rounds.max ({r_max}); a workload gets "
+                          f"rounds.min rounds before its precision is checked")
     state_dir = raw.get("state_dir", top["state_dir"]["default"])
     _check_state_dir(state_dir)
     network = _with_defaults(top["network"]["properties"], raw.get("network", {}))
@@ -544,8 +650,16 @@ def load(raw: dict[str, Any] | None) -> Config:
                           f"is required; every overhead is measured against it")
     if envs[BASELINE]["driver"] != "native":
         raise ConfigError(f"config: environments.{BASELINE}.driver: must be 'native' (it is the baseline)")
+    if BASELINE not in run_envs:
+        raise ConfigError(f"config: run.environments: the baseline '{BASELINE}' is missing; every overhead is "
+                          f"measured against it, so every run includes it")
+    if len(run_envs) < 2:
+        raise ConfigError(f"config: run.environments: only the baseline '{BASELINE}': nothing to compare it with; "
+                          f"add an environment (defined: {', '.join(envs)})")
     envs_for = _environments_for(run.get("environments_for", {}), envs, wls, run_envs, run_wls)
     lim = _with_defaults(top["limits"]["properties"], raw.get("limits", {}))
+    if not raw.get("hosts"):    # on a cluster the nodes are not this host: checked when provisioning
+        check_limits_fit(lim["cpus"], lim["memory_mib"])
     return Config(
         profile=profile,
         seed=raw.get("seed", top["seed"]["default"]),

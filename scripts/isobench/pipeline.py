@@ -6,10 +6,12 @@ usable acceleration) are reported in one line each and left out of the matrix, s
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import sys
 import time
 from dataclasses import dataclass, field
@@ -278,16 +280,87 @@ def release_stale_lock(workdir: str = ".") -> None:
     print("isobench: removed the lock of a Snakemake run that was killed", file=sys.stderr)
 
 
-#: the host-wide lock one measuring run holds from onstart to its end (ISOBENCH_HOST_LOCK overrides)
-HOST_LOCK = "/run/lock/isobench.lock"
+#: the host-wide lock one measuring run holds from onstart to its end, in a directory only root can
+#: write (made 0700 on first use), never in the world-writable /run/lock, where a user's symlink
+#: would make root write through it. ISOBENCH_HOST_LOCK overrides the path (tests), with the same
+#: checks.
+HOST_LOCK = "/run/isobench/host.lock"
+#: where earlier versions took the lock: held too when it is root's regular file, so a run of an
+#: older checkout and a run of this one never measure on the host at once (opened read-only,
+#: never created or written)
+LEGACY_HOST_LOCK = "/run/lock/isobench.lock"
+REFUSED = "(this run changed nothing)"
 
-#: the open lock file while this process holds the host lock; the kernel releases the lock when the
-#: process ends, however it ends (killed included)
-_host_lock_fd: int | None = None
+#: the open lock files while this process holds the host lock; the kernel releases the lock when
+#: the process ends, however it ends (killed included)
+_host_lock_fds: list[int] = []
+
+
+class UnsafeLock(BenchError):
+    """The lock path is not a file only this project (root) could have made."""
 
 
 def host_lock_path() -> str:
     return os.environ.get("ISOBENCH_HOST_LOCK") or HOST_LOCK
+
+
+def _unsafe(path: str, why: str) -> UnsafeLock:
+    return UnsafeLock(f"the host lock {path} {why}; remove it (as root) if a user made it, and run again {REFUSED}")
+
+
+def open_lock_file(path: str) -> int:
+    """Open (creating) the lock file without ever following a symlink or writing into a file or
+    directory root does not own: its directory is made 0700 if missing, opened with O_NOFOLLOW and
+    must belong to this user and be writable by no one else; the file is opened relative to it with
+    O_NOFOLLOW and must be a regular file of this user with one link. Raises UnsafeLock (one line)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    euid = os.geteuid()
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise _unsafe(path, f"cannot be made: {directory}: {e.strerror}") from None
+    try:
+        dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        what = "is a symbolic link or not a directory" if e.errno in (errno.ELOOP, errno.ENOTDIR) else e.strerror
+        raise _unsafe(path, f"is not in a directory of its own: {directory} {what}") from None
+    try:
+        st = os.fstat(dfd)
+        if st.st_uid != euid:
+            raise _unsafe(path, f"is in {directory}, owned by uid {st.st_uid} (not {euid})")
+        if st.st_mode & 0o022:
+            raise _unsafe(path, f"is in {directory}, which others can write (mode {stat.S_IMODE(st.st_mode):04o})")
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600,
+                         dir_fd=dfd)
+        except OSError as e:
+            what = "is a symbolic link" if e.errno == errno.ELOOP else f"cannot be opened: {e.strerror}"
+            raise _unsafe(path, what) from None
+    finally:
+        os.close(dfd)
+    st = os.fstat(fd)
+    why = ("is not a regular file" if not stat.S_ISREG(st.st_mode) else
+           f"is owned by uid {st.st_uid} (not {euid})" if st.st_uid != euid else
+           "has other hard links" if st.st_nlink != 1 else None)
+    if why:
+        os.close(fd)
+        raise _unsafe(path, why)
+    return fd
+
+
+def _legacy_lock_file() -> int | None:
+    """The lock file of earlier versions, read-only, if it is root's regular file (else None)."""
+    try:
+        fd = os.open(LEGACY_HOST_LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and st.st_nlink == 1:
+        return fd
+    os.close(fd)
+    return None
 
 
 def _lock_holder(fd: int) -> dict[str, Any]:
@@ -318,37 +391,62 @@ def _lock_holder(fd: int) -> dict[str, Any]:
     return found
 
 
-def take_host_lock(cfg: configmod.Config) -> None:
+def _ancestors() -> set[int]:
+    """The PIDs of this process's parents, up to PID 1."""
+    found, pid = set(), os.getppid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
+def _refuse(holder: dict[str, Any]) -> None:
+    print(f"isobench: another run is measuring on this host (pid {holder.get('pid', '?')}, in "
+          f"{holder.get('cwd', '?')}, since {holder.get('started', '?')}); wait for it to finish or stop it "
+          f"{REFUSED}", file=sys.stderr)
+    sys.exit(1)
+
+
+def take_host_lock(state_dir: str, *, within_run: bool = False) -> None:
     """Take the host-wide lock (non-blocking) and record this run as its holder; if another run
-    holds it, say which in one line and exit, having changed nothing."""
-    global _host_lock_fd
-    if _host_lock_fd is not None:         # this process holds it already
+    holds it, say which in one line and exit, having changed nothing. ``within_run``: a job of a
+    run (``snakemake cleanup``) goes ahead when the holder is the run it belongs to (an ancestor)."""
+    if _host_lock_fds:                  # this process holds it already
         return
     path = host_lock_path()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        h = _lock_holder(fd)
-        os.close(fd)
-        print(f"isobench: another run is measuring on this host (pid {h.get('pid', '?')}, in "
-              f"{h.get('cwd', '?')}, since {h.get('started', '?')}); wait for it to finish or stop it "
-              "(this run changed nothing)", file=sys.stderr)
+        fd = open_lock_file(path)
+    except UnsafeLock as e:
+        print(f"isobench: {e}", file=sys.stderr)
         sys.exit(1)
-    holder = {"pid": os.getpid(), "cwd": os.getcwd(), "state_dir": str(cfg.paths.root),
+    fds = [fd]
+    legacy = None if os.environ.get("ISOBENCH_HOST_LOCK") else _legacy_lock_file()
+    fds += [legacy] if legacy is not None else []
+    for f in fds:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _lock_holder(f)
+            for g in fds:
+                os.close(g)
+            if within_run and holder.get("pid") in _ancestors():
+                return
+            _refuse(holder)
+    holder = {"pid": os.getpid(), "cwd": os.getcwd(), "state_dir": str(state_dir),
               "started": datetime.now(UTC).isoformat(timespec="seconds")}
     data = (json.dumps(holder) + "\n").encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, data, 0)
-    _host_lock_fd = fd
+    _host_lock_fds.extend(fds)
 
 
 def release_host_lock() -> None:
-    global _host_lock_fd
-    if _host_lock_fd is not None:
-        fd, _host_lock_fd = _host_lock_fd, None
-        os.close(fd)             # releases the flock; the file (and its last holder line) stays
+    while _host_lock_fds:
+        os.close(_host_lock_fds.pop())   # releases the flock; the file (and its last holder line) stays
 
 
 #: the fingerprint of the host the results in this working directory were measured on
@@ -383,7 +481,8 @@ def host_check(cfg: configmod.Config, host: dict[str, Any], record: str = HOST_R
 def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
     """Before any job of a real run: check we may drive the host, take the host-wide lock (one
     measuring run per host, whatever its working directory), then remove what a crashed earlier
-    run left behind (by the project's name prefix): with the lock held, nothing else is running."""
+    run of this state_dir left behind (only objects carrying its ownership marker, see
+    drivers.base.owner_marker): with the lock held, nothing of it is running."""
     if os.geteuid() != 0:
         print("isobench: must run as root (it starts containers and guests, mounts overlays and edits "
               "iptables); run it with sudo or as root", file=sys.stderr)
@@ -393,7 +492,7 @@ def start(cfg: configmod.Config, host: dict[str, Any] | None = None) -> None:
         # and a host's leftovers go with its jobs (start() removes a stale instance of a name) or
         # with `snakemake cleanup` (one job per host)
         return
-    take_host_lock(cfg)         # first: a refused run changes nothing, not even its own results/
+    take_host_lock(str(cfg.paths.root))         # first: a refused run changes nothing, not even its own results/
     if host is not None:
         host_check(cfg, host)
     removed = drivers.cleanup_all(cfg.paths)

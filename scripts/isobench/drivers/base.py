@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import PREFIX
-from ..errors import InstanceError
+from ..errors import BenchError, InstanceError
 
 log = logging.getLogger("isobench")
 
@@ -37,6 +37,10 @@ DATA_DIR = "/data"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #: every host object a driver creates (instance, container, domain, network...) starts with this
 NAME_PREFIX = f"{PREFIX}-"
+#: the XML namespace of the ownership marker in libvirt <metadata> (domains and networks)
+OWNER_NS = "https://isobench.invalid/xmlns/owner/1"
+#: the file in an instance directory that carries its ownership marker
+OWNER_FILE = "isobench-owner"
 #: the labels of an environment that provides the host's CPU as it is (native, LXC)
 DEFAULT_LABELS: dict[str, Any] = {"accel": "none", "emulated": False}
 
@@ -144,6 +148,34 @@ class StatePaths:
 
     def instance_dir(self, name: str) -> Path:
         return self.instances / name
+
+
+def owner_marker(paths: StatePaths) -> str:
+    """What ties a host object to this project and its state_dir: ``isobench:<state_dir>`` (the
+    bridge's alias, a comment on every firewall rule, a line of each container config, a file in
+    each instance directory; libvirt objects carry the state_dir in their <metadata>). Cleanup removes
+    only objects with the marker of its own state_dir, and, from before markers existed, objects
+    with the old name pattern and a path under that state_dir."""
+    return f"{PREFIX}:{paths.root}"
+
+
+def mark_dir(directory: Path, paths: StatePaths) -> None:
+    """Write the ownership marker into an instance directory the driver just made."""
+    (directory / OWNER_FILE).write_text(owner_marker(paths) + "\n")
+
+
+def is_marked_dir(directory: Path, paths: StatePaths) -> bool:
+    """Whether an instance directory carries this state_dir's marker."""
+    try:
+        return (directory / OWNER_FILE).read_text().strip() == owner_marker(paths)
+    except OSError:
+        return False
+
+
+def is_under(path: str | Path, root: Path) -> bool:
+    """Whether ``path`` (as written, not resolved) is ``root`` or below it."""
+    p, r = str(path).rstrip("/"), str(root).rstrip("/")
+    return p == r or p.startswith(r + "/")
 
 
 def hostname_for(name: str) -> str:
@@ -320,6 +352,13 @@ class Driver(ABC):
         manifest (recorded in results/provision/<env>.json). Called only when available."""
         return {}
 
+    def check_capacity(self) -> None:
+        """Raise BenchError (one line) when this host cannot give the limits: on one machine the
+        config is refused first; a cluster node says so when it provisions."""
+        why = limits_misfit(self.limits) if self.LIMITED else None
+        if why:
+            raise BenchError(f"environment {self.env}: {why}")
+
     @abstractmethod
     def start(self, name: str) -> Instance:
         """Start a fresh instance called ``name`` (removing a stale one of that name first)."""
@@ -351,6 +390,28 @@ class Driver(ABC):
         """Stop the host daemons this kind started for the run (none are left behind); return what
         was stopped."""
         return []
+
+
+def host_capacity() -> tuple[int, int]:
+    """(CPUs, memory in MiB) of the host this process runs on."""
+    mem_kib = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem_kib = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    return os.cpu_count() or 1, mem_kib // 1024
+
+
+def limits_misfit(limits: Limits, capacity: tuple[int, int] | None = None) -> str | None:
+    """Why this host cannot give ``limits`` (``limits.<key>: ...``), or None: the cpuset 0..cpus-1
+    needs those CPUs, and a guest or container with more memory than the host is killed or swaps."""
+    host_cpus, host_mib = capacity or host_capacity()
+    if limits.cpus > host_cpus:
+        return f"limits.cpus: {limits.cpus} is more than this host's {host_cpus} CPUs"
+    if host_mib and limits.memory_mib > host_mib:
+        return f"limits.memory_mib: {limits.memory_mib} is more than this host's memory ({host_mib} MiB)"
+    return None
 
 
 def process_cpu_seconds(pid: int) -> float:

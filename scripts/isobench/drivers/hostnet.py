@@ -1,8 +1,13 @@
-"""Host-side networking the pipeline owns: a private bridge and DNAT rules, all named by prefix.
+"""Host-side networking the pipeline owns: a private bridge, its forwarding isolation, and DNAT rules,
+each carrying the ownership marker of its state_dir (base.owner_marker).
 
-The bridge has a static address, no DHCP, no NAT to the outside and no forwarding; the DNAT chain
-only rewrites host-originated connections to a host address towards a container (Docker's
-published ports, the paper's "Docker NAT"). Everything here is removed by ``remove_*``.
+The bridge has a static address, no DHCP and no NAT to the outside; the filter chain ISOBENCH-FWD
+(jumped to first from FORWARD) drops anything routed into the bridge from another interface or out
+of it to another, so even with ``ip_forward=1`` a neighbour cannot reach a container. The DNAT
+chain ISOBENCH-DNAT is hooked into nat OUTPUT only: it rewrites connections the host itself opens
+to a host address towards a container (Docker's published ports, the paper's "Docker NAT"), never
+traffic arriving from outside. The bridge's alias and every rule's comment carry the marker;
+``remove_*`` touch only what carries the given marker (or, made before markers, the old names).
 """
 
 from __future__ import annotations
@@ -10,29 +15,50 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import shlex
 from pathlib import Path
 
+from ..errors import InstanceError
 from ..util import run
 
 log = logging.getLogger("isobench")
 
 NAT_CHAIN = "ISOBENCH-DNAT"
+FWD_CHAIN = "ISOBENCH-FWD"
 
 
 def bridge_exists(name: str) -> bool:
     return Path(f"/sys/class/net/{name}").exists()
 
 
-def ensure_bridge(name: str, subnet: str) -> str:
-    """Create the bridge with the subnet's first address if missing; return that address."""
+def bridge_alias(name: str) -> str:
+    try:
+        return Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+    except OSError:
+        return ""
+
+
+def ensure_bridge(name: str, subnet: str, marker: str) -> str:
+    """Create the bridge (alias ``marker``) with the subnet's first address if missing, and its
+    forwarding isolation; return that address. A device of that name made by anyone else (another
+    alias) is left alone and is an error."""
     net = ipaddress.ip_network(subnet)
     gw = str(next(net.hosts()))
-    if not bridge_exists(name):
+    if bridge_exists(name):
+        alias = bridge_alias(name)
+        if alias and alias != marker:
+            raise InstanceError(f"network device {name} exists and is not this state_dir's (its alias is "
+                                f"'{alias[:80]}', not '{marker}'); remove it or run that state_dir's cleanup")
+        if not alias:   # made by an earlier version of this project (same name): adopt it
+            run(["ip", "link", "set", name, "alias", marker])
+    else:
         run(["ip", "link", "add", name, "type", "bridge"])
+        run(["ip", "link", "set", name, "alias", marker])
         Path(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6").write_text("1\n")
         run(["ip", "addr", "add", f"{gw}/{net.prefixlen}", "dev", name])
         run(["ip", "link", "set", name, "up"])
         log.info("created bridge %s (%s/%d)", name, gw, net.prefixlen)
+    ensure_isolation(name, marker)
     return gw
 
 
@@ -41,11 +67,19 @@ def bridge_ports(name: str) -> list[str]:
     return sorted(x.name for x in p.iterdir()) if p.exists() else []
 
 
-def remove_bridge(name: str, only_if_unused: bool = True) -> bool:
-    if not bridge_exists(name) or (only_if_unused and bridge_ports(name)):
-        return False
-    run(["ip", "link", "del", name], check=False)
-    return True
+def remove_bridge(name: str, marker: str, only_if_unused: bool = True) -> bool:
+    """Delete the bridge if it carries ``marker`` (or no alias: made before markers, then only when
+    no port is attached), and its isolation rules."""
+    removed = False
+    if bridge_exists(name):
+        alias = bridge_alias(name)
+        ours = alias == marker or (not alias and not bridge_ports(name))
+        if ours and not (only_if_unused and bridge_ports(name)):
+            run(["ip", "link", "del", name], check=False)
+            removed = True
+    if not bridge_exists(name):
+        remove_isolation(name, marker)
+    return removed
 
 
 def address_for(name: str, subnet: str) -> tuple[str, str]:
@@ -58,16 +92,73 @@ def address_for(name: str, subnet: str) -> tuple[str, str]:
     return str(ip), mac
 
 
+# -- iptables ------------------------------------------------------------------------------------
 def _ipt(*args: str, check: bool = True):
     return run(["iptables", "-w", "5", *args], check=check)
 
 
-def ensure_nat_chain() -> None:
-    if _ipt("-t", "nat", "-nL", NAT_CHAIN, check=False).returncode != 0:
+def _rules(table: str, chain: str | None = None) -> list[list[str]]:
+    """The rules (``-A ...`` lines of ``iptables -S``, as words) of a chain, or of the whole table."""
+    proc = _ipt("-t", table, "-S", *([chain] if chain else []), check=False)
+    return [shlex.split(line) for line in proc.stdout.decode().splitlines() if line.startswith("-A ")]
+
+
+def _comment(rule: list[str]) -> str | None:
+    return rule[rule.index("--comment") + 1] if "--comment" in rule else None
+
+
+def _has_chain(table: str, chain: str) -> bool:
+    return _ipt("-t", table, "-nL", chain, check=False).returncode == 0
+
+
+def _drop_chain_if_empty(table: str, chain: str, marker: str | None) -> bool:
+    """Remove a chain of ours once it holds no rule, with the jumps to it (ours or, from before
+    markers, unmarked ones)."""
+    if not _has_chain(table, chain) or _rules(table, chain):
+        return False
+    for rule in _rules(table):
+        if rule[-2:] == ["-j", chain] and _comment(rule) in (marker, None):
+            _ipt("-t", table, "-D", *rule[1:], check=False)
+    return _ipt("-t", table, "-X", chain, check=False).returncode == 0
+
+
+def ensure_isolation(bridge: str, marker: str) -> None:
+    """Drop forwarding into ``bridge`` from any other interface and out of it to any other (the
+    host's own traffic to the bridge is output and input, never forwarded)."""
+    if not _has_chain("filter", FWD_CHAIN):
+        _ipt("-t", "filter", "-N", FWD_CHAIN)
+    want = [["-o", bridge, "!", "-i", bridge], ["-i", bridge, "!", "-o", bridge]]
+    for match in want:
+        rule = [FWD_CHAIN, *match, "-m", "comment", "--comment", marker, "-j", "DROP"]
+        if _ipt("-t", "filter", "-C", *rule, check=False).returncode != 0:
+            _ipt("-t", "filter", "-A", *rule)
+    jump = ["FORWARD", "-m", "comment", "--comment", marker, "-j", FWD_CHAIN]
+    if _ipt("-t", "filter", "-C", *jump, check=False).returncode != 0:
+        _ipt("-t", "filter", "-I", jump[0], "1", *jump[1:])
+
+
+def remove_isolation(bridge: str, marker: str) -> int:
+    """Delete the isolation rules of ``bridge`` carrying ``marker``; drop the chain when empty."""
+    removed = 0
+    for rule in _rules("filter", FWD_CHAIN) if _has_chain("filter", FWD_CHAIN) else []:
+        if _comment(rule) == marker and bridge in rule:
+            _ipt("-t", "filter", "-D", *rule[1:], check=False)
+            removed += 1
+    _drop_chain_if_empty("filter", FWD_CHAIN, marker)
+    return removed
+
+
+def ensure_nat_chain(marker: str) -> None:
+    """The DNAT chain, jumped to from nat OUTPUT only (a jump from PREROUTING, as earlier versions
+    made, would let traffic from outside reach the containers: it is removed)."""
+    if not _has_chain("nat", NAT_CHAIN):
         _ipt("-t", "nat", "-N", NAT_CHAIN)
-    for hook in ("OUTPUT", "PREROUTING"):
-        if _ipt("-t", "nat", "-C", hook, "-j", NAT_CHAIN, check=False).returncode != 0:
-            _ipt("-t", "nat", "-I", hook, "-j", NAT_CHAIN)
+    for rule in _rules("nat", "PREROUTING"):
+        if rule[-2:] == ["-j", NAT_CHAIN]:
+            _ipt("-t", "nat", "-D", *rule[1:], check=False)
+    jump = ["OUTPUT", "-m", "comment", "--comment", marker, "-j", NAT_CHAIN]
+    if _ipt("-t", "nat", "-C", *jump, check=False).returncode != 0:
+        _ipt("-t", "nat", "-I", *jump)
 
 
 def published_ports(host_ip: str) -> set[int]:
@@ -90,36 +181,33 @@ def free_host_port(port: int, taken: set[int], step: int = 1000) -> int:
     return p
 
 
-def add_dnat(host_ip: str, port: int, target_ip: str, tag: str) -> int:
-    """Publish target_ip:port on a free host port of host_ip (TCP and UDP), tagged with the instance
-    name; return the host port."""
-    ensure_nat_chain()
+def add_dnat(host_ip: str, port: int, target_ip: str, tag: str, marker: str) -> int:
+    """Publish target_ip:port on a free host port of host_ip (TCP and UDP), for the host's own
+    connections only, each rule commented ``<marker>:<tag>`` (tag: the instance name); return the
+    host port."""
+    ensure_nat_chain(marker)
     host_port = free_host_port(port, published_ports(host_ip))
     for proto in ("tcp", "udp"):
         _ipt("-t", "nat", "-A", NAT_CHAIN, "-d", f"{host_ip}/32", "-p", proto, "--dport", str(host_port),
-             "-m", "comment", "--comment", tag, "-j", "DNAT", "--to-destination", f"{target_ip}:{port}")
+             "-m", "comment", "--comment", f"{marker}:{tag}", "-j", "DNAT", "--to-destination", f"{target_ip}:{port}")
     return host_port
 
 
-def remove_dnat(tag: str | None = None) -> int:
-    """Delete the DNAT rules tagged ``tag`` (all of ours when None); drop the chain when empty."""
-    if _ipt("-t", "nat", "-nL", NAT_CHAIN, check=False).returncode != 0:
+def remove_dnat(marker: str, tag: str | None = None, legacy_tags: frozenset[str] = frozenset()) -> int:
+    """Delete the DNAT rules of instance ``tag`` (all of this marker's when None, and those earlier
+    versions made for the instances in ``legacy_tags``, commented with the bare instance name);
+    drop the chain and its jumps when empty."""
+    if not _has_chain("nat", NAT_CHAIN):
         return 0
-    rules = _ipt("-t", "nat", "-S", NAT_CHAIN).stdout.decode().splitlines()
     removed = 0
-    for rule in rules:
-        if not rule.startswith(f"-A {NAT_CHAIN} "):
-            continue
-        if tag is None or f'--comment {tag} ' in rule + " " or f'--comment "{tag}"' in rule:
-            _ipt("-t", "nat", *["-D", *rule.split()[1:]], check=False)
+    for rule in _rules("nat", NAT_CHAIN):
+        c = _comment(rule) or ""
+        mine = c == f"{marker}:{tag}" if tag is not None else c.startswith(f"{marker}:")
+        legacy = tag is None and c in legacy_tags
+        if mine or legacy:
+            _ipt("-t", "nat", "-D", *rule[1:], check=False)
             removed += 1
-    remaining = [r for r in _ipt("-t", "nat", "-S", NAT_CHAIN).stdout.decode().splitlines()
-                 if r.startswith("-A ")]
-    if not remaining:
-        for hook in ("OUTPUT", "PREROUTING"):
-            while _ipt("-t", "nat", "-D", hook, "-j", NAT_CHAIN, check=False).returncode == 0:
-                pass
-        _ipt("-t", "nat", "-X", NAT_CHAIN, check=False)
+    _drop_chain_if_empty("nat", NAT_CHAIN, marker)
     return removed
 
 

@@ -31,7 +31,10 @@ from .base import (
     Endpoint,
     Instance,
     Limits,
+    StatePaths,
     hostname_for,
+    is_under,
+    owner_marker,
     wait_until,
 )
 from .mounts import remove_tree
@@ -39,6 +42,8 @@ from .mounts import remove_tree
 log = logging.getLogger("isobench")
 
 BRIDGE = "isobench0"
+#: the first line of every container config: the ownership marker (base.owner_marker)
+OWNER_LINE = "# owner: "
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
@@ -83,6 +88,7 @@ class LxcInstance(Instance):
     def __init__(self, name: str, driver: LxcDriver):
         super().__init__(name)
         self.lxcpath = driver.lxcpath
+        self.marker = owner_marker(driver.paths)
         self.net = driver.options.get("net", "bridge")
         self.ip = self.mac = self.gateway = None
         self.subnet = driver.subnet
@@ -119,7 +125,7 @@ class LxcInstance(Instance):
         # memory (Open MPI's shared-memory transport among others) must not differ between them
         extra: list[tuple[str, str]] = [("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")]
         if self.net in ("bridge", "nat"):
-            self.gateway = hostnet.ensure_bridge(BRIDGE, self.subnet)
+            self.gateway = hostnet.ensure_bridge(BRIDGE, self.subnet, self.marker)
             self.ip, self.mac = hostnet.address_for(self.name, self.subnet)
             prefix = self.subnet.split("/")[1]
             run(["ip", "neigh", "flush", "dev", BRIDGE, "to", self.ip], check=False)
@@ -136,7 +142,8 @@ class LxcInstance(Instance):
             extra.append(("lxc.mount.entry", f"{vol} {DATA_DIR.lstrip('/')} none bind,create=dir 0 0"))
         layout = cgroup_layout()
         self.layout = layout
-        body = [f"{k} = {v}" for k, v in lines.items()] + [f"{k} = {v}" for k, v in extra]
+        body = [f"{OWNER_LINE}{self.marker}"]
+        body += [f"{k} = {v}" for k, v in lines.items()] + [f"{k} = {v}" for k, v in extra]
         body += [f"{k} = {v}" for k, v in limit_keys(driver.limits, layout).items()]
         (self.dir / "config").write_text("\n".join(body) + "\n")
 
@@ -186,7 +193,7 @@ class LxcInstance(Instance):
             return Endpoint(self.bind_address, port)
         if self.net == "nat":
             if port not in self._published:
-                self._published[port] = hostnet.add_dnat(self.gateway, port, self.ip, self.name)
+                self._published[port] = hostnet.add_dnat(self.gateway, port, self.ip, self.name, self.marker)
             return Endpoint(self.gateway, self._published[port])
         return Endpoint(self.ip, port)
 
@@ -202,7 +209,7 @@ class LxcInstance(Instance):
 
     def _teardown(self) -> None:
         if self._published:
-            hostnet.remove_dnat(self.name)
+            hostnet.remove_dnat(self.marker, self.name)
         destroy_container(self.lxcpath, self.name)
         if self.net in ("bridge", "nat"):
             # the kernel deletes the veth when the container's netns goes, a moment after lxc-stop
@@ -212,7 +219,27 @@ class LxcInstance(Instance):
                     wait_until(lambda: not hostnet.bridge_ports(BRIDGE), timeout=5, what="veth removal")
                 except InstanceError:
                     pass
-            hostnet.remove_bridge(BRIDGE)
+            hostnet.remove_bridge(BRIDGE, self.marker)
+
+
+def is_ours(lxcpath: Path, name: str, paths: StatePaths) -> bool:
+    """Whether the container directory ``name`` in the project's lxcpath was made for this
+    state_dir: its config's first line is the marker, or (made before markers) the name has the
+    prefix and the config's root filesystem (or, half-made, the directory alone) is under state_dir.
+    A container someone else put there (another config) is not."""
+    try:
+        text = (lxcpath / name / "config").read_text()
+    except FileNotFoundError:
+        return name.startswith(NAME_PREFIX) and is_under(lxcpath / name, paths.root)
+    except OSError:
+        return False
+    lines = text.splitlines()
+    if lines and lines[0] == f"{OWNER_LINE}{owner_marker(paths)}":
+        return True
+    if not name.startswith(NAME_PREFIX) or any(line.startswith(OWNER_LINE) for line in lines):
+        return False
+    rootfs = next((line.split("=", 1)[1].strip() for line in lines if line.startswith("lxc.rootfs.path")), "")
+    return bool(rootfs) and is_under(rootfs.rsplit(":", 1)[-1], paths.root)
 
 
 def destroy_container(lxcpath: Path, name: str) -> None:
@@ -261,12 +288,20 @@ class LxcDriver(Driver):
                                        "(./install.sh does)", required=True)
         return Availability(True)
 
+    def provision(self) -> dict[str, Any]:
+        self.check_capacity()
+        return {}
+
     def start(self, name: str) -> Instance:
         avail = self.availability()
         if not avail.available:
             raise Unavailable(f"environment {self.env}: {avail.reason}")
         self.lxcpath.mkdir(parents=True, exist_ok=True, mode=0o700)
-        destroy_container(self.lxcpath, name)
+        if (self.lxcpath / name).exists():
+            if not is_ours(self.lxcpath, name, self.paths):
+                raise InstanceError(f"a container {name} in {self.lxcpath} is not this project's (its config has "
+                                    f"no '{OWNER_LINE}{owner_marker(self.paths)}' line); move it away")
+            destroy_container(self.lxcpath, name)
         return LxcInstance(name, self)
 
     def settings(self) -> dict[str, Any]:
@@ -276,15 +311,19 @@ class LxcDriver(Driver):
 
     @classmethod
     def cleanup_stale(cls, paths) -> list[str]:
+        """Remove this state_dir's containers (only under its own lxcpath, only those it made), the
+        DNAT rules and the bridge carrying its marker."""
         lxcpath = paths.root / "lxc"
-        removed = []
-        if lxcpath.exists():
+        marker = owner_marker(paths)
+        removed, names = [], set()
+        if lxcpath.is_dir() and not lxcpath.is_symlink():
             for d in sorted(lxcpath.iterdir()):
-                if d.name.startswith(NAME_PREFIX):
+                if d.is_dir() and not d.is_symlink() and is_ours(lxcpath, d.name, paths):
                     destroy_container(lxcpath, d.name)
                     removed.append(f"container {d.name}")
-        if hostnet.remove_dnat(None):
-            removed.append(f"iptables chain {hostnet.NAT_CHAIN}")
-        if hostnet.remove_bridge(BRIDGE, only_if_unused=False):
+                    names.add(d.name)
+        if hostnet.remove_dnat(marker, legacy_tags=frozenset(names)):
+            removed.append(f"iptables rules in {hostnet.NAT_CHAIN}")
+        if hostnet.remove_bridge(BRIDGE, marker, only_if_unused=False):
             removed.append(f"bridge {BRIDGE}")
         return removed

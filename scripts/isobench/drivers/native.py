@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..hostinfo import hosts_file
 from ..util import run
-from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Driver, Endpoint, Instance
+from .base import DATA_DIR, GUEST_PATH, NAME_PREFIX, Driver, Endpoint, Instance, is_marked_dir, mark_dir
 from .hostnet import loopback_for
 from .mounts import mount_overlay, remove_tree
 
@@ -67,14 +67,20 @@ class NativeDriver(Driver):
         base = self.paths.instance_dir(name)
         remove_tree(base)
         base.mkdir(parents=True, mode=0o700)
+        mark_dir(base, self.paths)
         return NativeInstance(name, base, Path(self.image["rootfs"]))
 
     @classmethod
     def cleanup_stale(cls, paths) -> list[str]:
+        """Remove this state_dir's native instance directories: those with its marker, and (made
+        before markers) those of the old name with an overlay upper layer; never a KVM one (.kvm)."""
         removed = []
-        if paths.instances.exists():
+        if paths.instances.is_dir() and not paths.instances.is_symlink():
             for d in sorted(paths.instances.iterdir()):
-                if d.name.startswith(NAME_PREFIX) and (d / "upper").exists() and not (d / "config").exists():
+                if not d.is_dir() or d.is_symlink() or d.name.endswith(".kvm"):
+                    continue
+                legacy = d.name.startswith(NAME_PREFIX) and (d / "upper").exists() and not (d / "config").exists()
+                if is_marked_dir(d, paths) or legacy:
                     remove_tree(d)
                     removed.append(f"native instance {d.name}")
         return removed

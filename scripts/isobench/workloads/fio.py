@@ -50,7 +50,7 @@ class Fio(Workload):
     PARAMS = {
         "rw": {"enum": ["read", "write", "randread", "randwrite", "randrw"], "default": "randread",
                "description": "fio rw= (access pattern)"},
-        "bs": {"type": "string", "pattern": "^[0-9]+[kKmM]?$", "default": "4k", "description": "block size"},
+        "bs": {"type": "string", "pattern": "^[1-9][0-9]*[kKmM]?$", "default": "4k", "description": "block size"},
         "iodepth": {"type": "integer", "minimum": 1, "maximum": 1024, "default": 16,
                     "description": "queue depth per job"},
         "numjobs": {"type": "integer", "minimum": 1, "maximum": 64, "default": 1, "description": "parallel jobs"},

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from ..base import Availability
+from ..base import OWNER_NS, Availability
 
 NETWORK = "isobench-net"
 BRIDGE = "isobench1"
@@ -85,6 +85,39 @@ def host_tsc_khz() -> int | None:
     return None
 
 
+def _owner(parent: ET.Element, state_dir: str | None) -> None:
+    """<metadata><isobench:owner state_dir="..."/></metadata>: libvirt keeps it with the object."""
+    if state_dir is not None:   # the namespace declared on the element itself, as libvirt stores it
+        _el(_el(parent, "metadata"), "isobench:owner", **{"xmlns:isobench": OWNER_NS, "state_dir": state_dir})
+
+
+def owner_of(xml: str) -> str | None:
+    """The state_dir in a libvirt object's ownership marker (its XMLDesc), None without one."""
+    try:
+        found = ET.fromstring(xml).find(f"metadata/{{{OWNER_NS}}}owner")
+    except ET.ParseError:
+        return None
+    return None if found is None else found.get("state_dir")
+
+
+def disk_sources(xml: str) -> list[str]:
+    """The files a domain's disks are backed by (its XMLDesc)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    return [s.get("file") for s in root.iterfind("devices/disk/source") if s.get("file")]
+
+
+def networks_used(xml: str) -> list[str]:
+    """The libvirt networks a domain's interfaces are attached to (its XMLDesc)."""
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return []
+    return [s.get("network") for s in root.iterfind("devices/interface/source") if s.get("network")]
+
+
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: Any) -> ET.Element:
     e = ET.SubElement(parent, tag, {k: str(v) for k, v in attrs.items()})
     e.text = text
@@ -93,10 +126,12 @@ def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: Any) -> 
 
 def domain_xml(*, name: str, accel: str, tuning: str, disk: str, cpus: int, memory_mib: int,
                kernel: str, initrd: str, cmdline: str, root_disk: Path, data_disk: Path,
-               console_log: Path, mac: str, vhost: bool) -> str:
-    """The libvirt domain of one guest (transient: created with createXML, gone when destroyed)."""
+               console_log: Path, mac: str, vhost: bool, state_dir: str | None = None) -> str:
+    """The libvirt domain of one guest (transient: created with createXML, gone when destroyed),
+    carrying the ownership marker of ``state_dir`` in its <metadata> (:func:`owner_of`)."""
     dom = ET.Element("domain", type="kvm" if accel == "kvm" else "qemu")
     _el(dom, "name", name)
+    _owner(dom, state_dir)
     _el(dom, "memory", str(memory_mib), unit="MiB")
     _el(dom, "vcpu", str(cpus), placement="static")
     if tuning == "tuned":
@@ -149,11 +184,13 @@ def domain_xml(*, name: str, accel: str, tuning: str, disk: str, cpus: int, memo
     return ET.tostring(dom, encoding="unicode")
 
 
-def network_xml(subnet: str) -> str:
-    """Host-only: no <forward> (no NAT, no routing), no DHCP, no DNS (so no dnsmasq either)."""
+def network_xml(subnet: str, state_dir: str | None = None) -> str:
+    """Host-only: no <forward> (no NAT, no routing: libvirt rejects forwarding into and out of an
+    isolated network), no DHCP, no DNS (so no dnsmasq either); marked like a domain."""
     net = ipaddress.ip_network(subnet)
     root = ET.Element("network")
     _el(root, "name", NETWORK)
+    _owner(root, state_dir)
     _el(root, "bridge", name=BRIDGE, stp="off", delay=0)
     _el(root, "dns", enable="no")
     _el(root, "ip", address=next(net.hosts()), prefix=net.prefixlen)

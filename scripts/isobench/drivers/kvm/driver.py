@@ -29,7 +29,17 @@ from ...errors import InstanceError, Unavailable
 from ...schematypes import integer, one_of
 from ...util import run
 from .. import hostnet
-from ..base import NAME_PREFIX, Availability, Driver, Endpoint, Instance, StatePaths, process_cpu_seconds
+from ..base import (
+    NAME_PREFIX,
+    Availability,
+    Driver,
+    Endpoint,
+    Instance,
+    StatePaths,
+    is_under,
+    mark_dir,
+    process_cpu_seconds,
+)
 from . import daemon as libvirtd
 from .agent import AgentInstance
 from .domain import (
@@ -37,11 +47,14 @@ from .domain import (
     NETWORK,
     choose_accel,
     cpu_mode,
+    disk_sources,
     domain_xml,
     guest_cmdline,
     host_probe,
     host_tsc_khz,
     network_xml,
+    networks_used,
+    owner_of,
     uses_vhost,
 )
 from .image import ensure_guest_artifacts
@@ -76,11 +89,32 @@ def _kill_qemu(name: str) -> None:
         pass
 
 
-def destroy_domain(conn, name: str) -> bool:
+def is_ours(xml: str, name: str, paths: StatePaths) -> bool:
+    """Whether a libvirt domain (its XMLDesc) was made for this state_dir: its <metadata> marker
+    names it, or (made before markers) it has the old name and a disk under the state_dir. Anyone
+    else's domain, whatever its name, is not."""
+    owner = owner_of(xml)
+    if owner is not None:
+        return owner == str(paths.root)
+    return name.startswith(NAME_PREFIX) and any(is_under(f, paths.root) for f in disk_sources(xml))
+
+
+def _xml(obj) -> str:
+    try:
+        return obj.XMLDesc(0)
+    except libvirtd.libvirt.libvirtError:
+        return ""
+
+
+def destroy_domain(conn, name: str, paths: StatePaths) -> bool:
+    """Stop (destroy) the domain ``name`` if it is this state_dir's; return whether it was
+    running. Someone else's domain of that name is left alone (InstanceError)."""
     try:
         dom = conn.lookupByName(name)
-        if name.startswith(NAME_PREFIX):
-            _kill_qemu(name)
+        if not is_ours(_xml(dom), name, paths):
+            raise InstanceError(f"a libvirt domain {name} exists and is not this project's (no isobench owner "
+                                f"<metadata> for {paths.root}); rename or remove it")
+        _kill_qemu(name)
         dom.destroy()
     except libvirtd.libvirt.libvirtError as e:
         if e.get_error_code() in (libvirtd.libvirt.VIR_ERR_NO_DOMAIN, libvirtd.libvirt.VIR_ERR_OPERATION_INVALID):
@@ -89,28 +123,55 @@ def destroy_domain(conn, name: str) -> bool:
     return True
 
 
-def ensure_network(conn, subnet: str) -> None:
+def network_is_ours(net, paths: StatePaths) -> bool:
+    """The network's marker names this state_dir, or (made before markers) it has none."""
+    owner = owner_of(_xml(net))
+    return owner is None or owner == str(paths.root)
+
+
+def ensure_network(conn, subnet: str, paths: StatePaths) -> None:
     # libvirt records the guests' MACs in its dnsmasq directory even when, as here, it runs no
     # dnsmasq, but creates that directory only when it starts one: createXML would fail without it
     DNSMASQ_STATE_DIR.mkdir(parents=True, exist_ok=True)
     try:
         net = conn.networkLookupByName(NETWORK)
     except libvirtd.libvirt.libvirtError:
-        conn.networkCreateXML(network_xml(subnet))
+        conn.networkCreateXML(network_xml(subnet, str(paths.root)))
         log.info("created libvirt network %s (bridge %s, %s, host-only)", NETWORK, BRIDGE, subnet)
         return
+    if not network_is_ours(net, paths):
+        raise InstanceError(f"libvirt network {NETWORK} exists and is not this state_dir's (its owner is "
+                            f"{owner_of(_xml(net))}); remove it or run that state_dir's cleanup")
     if not net.isActive():
         net.create()
 
 
-def remove_network_if_unused(conn) -> bool:
-    if any(d.name().startswith(NAME_PREFIX) for d in conn.listAllDomains()):
+def remove_network_if_unused(conn, paths: StatePaths) -> bool:
+    """Destroy the network if it is this state_dir's and no domain at all is attached to it."""
+    try:
+        net = conn.networkLookupByName(NETWORK)
+    except libvirtd.libvirt.libvirtError:
+        return False
+    if not network_is_ours(net, paths):
+        return False
+    if any(NETWORK in networks_used(_xml(d)) for d in conn.listAllDomains() if d.isActive()):
         return False
     try:
-        conn.networkLookupByName(NETWORK).destroy()
+        net.destroy()
     except libvirtd.libvirt.libvirtError:
         return False
     return True
+
+
+def qemu_log_is_ours(log_file: Path, paths: StatePaths) -> bool:
+    """Whether libvirt's log of a domain that is gone names a disk under this state_dir's
+    instances (QEMU's command line, which libvirt writes first)."""
+    try:
+        with open(log_file, "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return False
+    return f"{paths.instances}/".encode() in head
 
 
 def make_data_disk(path: Path, fmt: str) -> None:
@@ -134,12 +195,13 @@ class KvmInstance(AgentInstance):
         self.accel = self.settings["accel"]
         self.ip, self.mac = hostnet.address_for(name, driver.subnet)
         self.saved_console = driver.paths.instances / f"{name}.console.log"
+        self.paths = driver.paths
         self._conn = self._dom = None
         try:
             self._conn = libvirtd.connect()
             xml = self._create(driver, artifacts)
             with libvirtd.host_lock("kvm-net"):  # not while a teardown removes the network
-                ensure_network(self._conn, driver.subnet)
+                ensure_network(self._conn, driver.subnet, driver.paths)
                 self._dom = self._conn.createXML(xml, 0)
             self._wait_agent(driver.option("boot_timeout_s"))
         except BaseException:
@@ -152,6 +214,7 @@ class KvmInstance(AgentInstance):
 
     def _create(self, driver: KvmDriver, artifacts: dict[str, Any]) -> str:
         self.dir.mkdir(parents=True, mode=0o700)
+        mark_dir(self.dir, driver.paths)
         root = self.dir / "root.qcow2"
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", artifacts["base_disk"], str(root)])
         data = self.dir / f"data.{self.settings['disk']}"
@@ -162,7 +225,7 @@ class KvmInstance(AgentInstance):
                           initrd=artifacts["initramfs"], cmdline=guest_cmdline(self.ip, driver.subnet,
                                                 host_tsc_khz() if self.accel == "tcg" else None),
                           root_disk=root, data_disk=data, console_log=self.console_log, mac=self.mac,
-                          vhost=self.settings["net_backend"] == "vhost")
+                          vhost=self.settings["net_backend"] == "vhost", state_dir=str(driver.paths.root))
 
     def _wait_agent(self, timeout: float) -> None:
         end = time.monotonic() + timeout
@@ -226,10 +289,10 @@ class KvmInstance(AgentInstance):
     def _teardown(self) -> None:
         if self._conn is not None:
             try:
-                destroy_domain(self._conn, self.name)
+                destroy_domain(self._conn, self.name, self.paths)
                 (QEMU_LOG_DIR / f"{self.name}.log").unlink(missing_ok=True)
                 with libvirtd.host_lock("kvm-net"):
-                    remove_network_if_unused(self._conn)
+                    remove_network_if_unused(self._conn, self.paths)
             except libvirtd.libvirt.libvirtError as e:  # libvirtd gone: the cleanup stage finishes the job
                 log.warning("%s: could not remove the domain or network: %s", self.name, e.get_error_message())
             finally:
@@ -288,6 +351,7 @@ class KvmDriver(Driver):
 
     def provision(self) -> dict[str, Any]:
         """Build (or find cached) the guest's kernel, initramfs and base disk; return their manifest."""
+        self.check_capacity()
         kernel = self.option("guest_kernel")
         return ensure_guest_artifacts(Path(self.image["rootfs"]), self.image["key"], self.paths.images,
                                       Path(kernel) if kernel else None)
@@ -300,7 +364,7 @@ class KvmDriver(Driver):
         libvirtd.ensure_running(self.paths.root)
         conn = libvirtd.connect()
         try:
-            destroy_domain(conn, name)
+            destroy_domain(conn, name, self.paths)
         finally:
             conn.close()
         shutil.rmtree(instance_dir(self.paths, name), ignore_errors=True)
@@ -334,6 +398,9 @@ class KvmDriver(Driver):
 
     @classmethod
     def cleanup_stale(cls, paths: StatePaths) -> list[str]:
+        """Stop this state_dir's domains (marked, or old-named with a disk under it), its network if
+        nothing uses it, and remove its instance files and the libvirt logs of its guests. Anyone
+        else's domain, network or log stays, whatever its name."""
         removed = []
         if libvirtd.libvirt is not None:
             if _libvirt_leftovers():  # libvirtd died with our guests running: it reattaches them on start
@@ -341,16 +408,24 @@ class KvmDriver(Driver):
             if libvirtd.answers():
                 conn = libvirtd.connect()
                 for dom in conn.listAllDomains():
-                    if dom.name().startswith(NAME_PREFIX) and destroy_domain(conn, dom.name()):
-                        removed.append(f"libvirt domain {dom.name()}")
+                    name = dom.name()
+                    if is_ours(_xml(dom), name, paths) and destroy_domain(conn, name, paths):
+                        removed.append(f"libvirt domain {name}")
                 with libvirtd.host_lock("kvm-net"):
-                    if remove_network_if_unused(conn):
+                    if remove_network_if_unused(conn, paths):
                         removed.append(f"libvirt network {NETWORK}")
+                live = {d.name() for d in conn.listAllDomains()}
                 conn.close()
+            else:
+                live = {p.stem for p in (Path("/run/libvirt/qemu").glob("*.xml"))}
+        else:
+            live = set()
+        logs = [p for p in QEMU_LOG_DIR.glob(f"{NAME_PREFIX}*.log")
+                if p.name.removesuffix(".log") not in live and qemu_log_is_ours(p, paths)]
         leftovers = [*paths.instances.glob(f"{NAME_PREFIX}*.kvm"), *paths.instances.glob(f"{NAME_PREFIX}*.console.log"),
-                     *paths.images.glob(".kvm-*.partial"), *QEMU_LOG_DIR.glob(f"{NAME_PREFIX}*.log")]
+                     *paths.images.glob(".kvm-*.partial"), *logs]
         for p in sorted(leftovers):
-            if p.is_dir():
+            if p.is_dir() and not p.is_symlink():
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
