@@ -102,3 +102,19 @@ def test_a_second_published_port_is_another_host_port():
     assert free_host_port(16379, {16379, 17379}) == 18379
     with pytest.raises(ValueError):
         free_host_port(65000, {65000})
+
+
+def test_a_cell_never_planned_is_not_missing():
+    """Later rounds measure only the undecided environments: the decided ones' absent cells of those
+    rounds are not missing; a planned cell that is absent still is."""
+    from isobench.compare import missing_table
+    summary = pd.DataFrame([{"env": "native", "workload": "w", "rounds": "1,2,3"},
+                            {"env": "lxc", "workload": "w", "rounds": "1"},
+                            {"env": "kvm", "workload": "w", "rounds": "1,2"}])
+    manifests = {e: {"available": True} for e in ("native", "lxc", "kvm")}
+    run = {"environments": ["native", "lxc", "kvm"], "workloads": ["w"]}
+    planned = {"w": {"native": [1, 2, 3], "lxc": [1], "kvm": [1, 2, 3]}}
+    rows = missing_table(summary, manifests, run, {"w": {}}, {"w": 3}, {}, "native", measured_in=planned)
+    assert [(r["env"], r["round"]) for r in rows if r["scope"] == "cell"] == [("kvm", 3)]
+    without = missing_table(summary, manifests, run, {"w": {}}, {"w": 3}, {}, "native")
+    assert {(r["env"], r["round"]) for r in without if r["scope"] == "cell"} == {("lxc", 2), ("lxc", 3), ("kvm", 3)}

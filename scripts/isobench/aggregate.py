@@ -551,7 +551,8 @@ def aggregate(cell_files: list[Path], env_manifests: list[Path], out: Outputs, *
     missing = _frame(compare.missing_table(summary, manifests, run, described,
                                            {r["workload"]: int(r["rounds"]) for r in records}, flagged, baseline,
                                            {w: rounds.unpaired_rounds(values[values["workload"] == w], baseline, g)
-                                            for w, g in gaps.items()}),
+                                            for w, g in gaps.items()},
+                                           {r["workload"]: r["planned"] for r in records if "planned" in r}),
                      compare.MISSING_COLUMNS)
     aa = _frame(compare.aa_check(calib, stats.CONFIDENCE, aa_rounds(values, manifests, baseline=baseline, gaps=gaps),
                                  horizons, seed=seed), compare.AA_CHECK_COLUMNS)

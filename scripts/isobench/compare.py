@@ -82,12 +82,15 @@ def environments_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any
 def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], run: dict[str, Any],
                   workloads: dict[str, dict[str, Any]], rounds_measured: dict[str, int],
                   flagged: dict[str, dict[int, str]], baseline: str,
-                  unpaired: dict[str, list[tuple[str, int, float]]] | None = None) -> list[dict[str, Any]]:
+                  unpaired: dict[str, list[tuple[str, int, float]]] | None = None,
+                  measured_in: dict[str, dict[str, list[int]]] | None = None) -> list[dict[str, Any]]:
     """Missing cells (in the run's order of environments and workloads, then by round), then the
     pairs dropped because their two cells started too far apart (``unpaired``: workload -> (env,
     round, gap in s), :func:`isobench.rounds.unpaired_rounds`), then the workloads without
     baseline results (by name). Only the planned pairs count: each workload's environments from
-    ``run["environments_for"]`` (absent: every environment of the run)."""
+    ``run["environments_for"]`` (absent: every environment of the run), in the rounds the schedule
+    measured each in (``measured_in``: workload -> env -> rounds; absent: every round, as before
+    later rounds measured only the undecided environments)."""
     envs = [e for e in run.get("environments", manifests) if manifests.get(e, {}).get("available", True)]
     wls = run.get("workloads", list(workloads))
     planned = run.get("environments_for", {})
@@ -98,7 +101,8 @@ def missing_table(summary: pd.DataFrame, manifests: dict[str, dict[str, Any]], r
                 have.add((r.env, r.workload, int(rnd)))
     rows = [{"scope": "cell", "env": e, "workload": w, "round": rnd, "reason": MISSING_CELL_REASON}
             for e in envs for w in wls for rnd in range(1, rounds_measured.get(w, 0) + 1)
-            if e in planned.get(w, envs) and (e, w, rnd) not in have and rnd not in flagged.get(w, {})]
+            if e in planned.get(w, envs) and (e, w, rnd) not in have and rnd not in flagged.get(w, {})
+            and (w not in (measured_in or {}) or rnd in measured_in[w].get(e, ()))]
     rows += [{"scope": "pair", "env": env, "workload": w, "round": rnd,
               "reason": f"not paired: its cell and the {baseline} cell of round {rnd} started {gap / 60:.0f} min "
                         f"apart (more than rounds.max_pair_gap_minutes)"}
