@@ -252,7 +252,7 @@ def test_precision_targets_by_category_and_override(default_raw):
     assert cfg.target_pct("compression") == 2 and cfg.target_pct("net_latency") == 5
     assert cfg.target_pct("redis") == 3.5 and "precision_pct" not in cfg.workloads["redis"]
     p = cfg.round_policy("stream")
-    assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 40, 1800.0, 2.0)
+    assert (p.min_rounds, p.max_rounds, p.budget_s, p.target_pct) == (5, 12, 1800.0, 2.0)
     assert cfg.budget_s == 1800.0 and cfg.order == "interleaved"
     assert "native_aa" in cfg.environments and cfg.environments["native_aa"]["driver"] == "native"
 

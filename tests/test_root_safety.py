@@ -40,7 +40,7 @@ CPUS, MEM_MIB = base.host_capacity()
     # rounds.min above rounds.max was clamped silently: never an interval
     ({"rounds__min": 10, "rounds__max": 5}, "rounds.min",
      "10 is more than rounds.max (5); a workload gets rounds.min rounds before its precision is checked"),
-    ({"rounds__min": 41}, "rounds.min", "41 is more than rounds.max (40)"),
+    ({"rounds__min": 13}, "rounds.min", "13 is more than rounds.max (12)"),
     # a precision target above 100 % or NaN: never met (NaN) or meaningless
     ({"precision__cpu": 150}, "precision.cpu", "150 is greater than the maximum of 100"),
     ({"precision__network": NAN}, "precision.network", "nan is not a number this key can take"),
