@@ -7,6 +7,7 @@ import dataclasses
 import io
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -47,9 +48,11 @@ def report_inputs(out: agg.Outputs, paths: dict, manifests: list | None = None,
 
 @pytest.fixture(scope="module")
 def built(synthetic_run, tmp_path_factory) -> dict:
-    """The report of the session's synthetic run (conftest.py), built once for this module."""
+    """The report of the session's synthetic run (conftest.py), built once for this module from a
+    copy of its aggregate tables (the session's stay as the aggregate wrote them)."""
     root = tmp_path_factory.mktemp("report")
-    out = synthetic_run["tables"]
+    shutil.copytree(synthetic_run["out"], root / "aggregate")
+    out = agg_outputs(root / "aggregate")
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(report_inputs(out, synthetic_run), html_path, figures)
     return {**synthetic_run, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
