@@ -1,4 +1,6 @@
-"""Shared test helpers: the project root, the default config, and a loader for config variants."""
+"""The test tiers (quick and e2e, and the host check after the whole e2e tier) and what tests share:
+the project root, the default config and its variants, the fake environment kind, the synthetic
+run aggregated once, the session's SLURM cluster."""
 
 from __future__ import annotations
 
@@ -91,6 +93,7 @@ def synthetic_run(tmp_path_factory) -> dict:
                for name in ("summary", "precision", "overhead", "calibration")}}
 
 
+# -- the session's SLURM cluster ---------------------------------------------------------------------
 #: the nodes of the session's SLURM cluster; each node's feature is its name
 SLURM_HOSTS = ["hostA", "hostB"]
 
@@ -116,6 +119,7 @@ def slurm_cluster(tmp_path_factory):
     assert link() == before, f"{ETC_CONF} not restored"
 
 
+# -- configs and environments ----------------------------------------------------------------------
 @pytest.fixture
 def default_raw() -> dict:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

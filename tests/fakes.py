@@ -79,13 +79,15 @@ def context(inst: Instance, client: Instance | Callable[[], Instance] | None = N
 class HostDirInstance(Instance):
     """An instance of the fake kind: commands run on the host (as the test's user) with a private
     directory as working directory and ``$HOME``; ``$DATA`` is its data directory. Knobs (driver
-    options) make it slow or kill it mid-run; ``stop()`` kills what ``spawn`` started."""
+    options) make it slow or kill it mid-run: once dead, every command exits 137 ("Killed"),
+    ``alive()`` is False and its servers are gone. ``stop()`` kills what ``spawn`` started."""
 
-    def __init__(self, name: str, base: Path, *, limits: Limits, slow_s: float, die_after: int | None):
+    def __init__(self, name: str, base: Path, *, limits: Limits, slow_s: float = 0.0, die_after: int | None = None,
+                 die_on: str | None = None):
         super().__init__(name)
         self.base, self.data = base, base / "data"
         self.data.mkdir(parents=True, exist_ok=True)
-        self.limits, self.slow_s, self.die_after = limits, slow_s, die_after
+        self.limits, self.slow_s, self.die_after, self.die_on = limits, slow_s, die_after, die_on
         #: every command run so far (argv joined), and the servers spawn() started (tag -> Popen)
         self.calls: list[str] = []
         self.servers: dict[str, subprocess.Popen] = {}
@@ -97,8 +99,9 @@ class HostDirInstance(Instance):
         self._kill_servers()
 
     def _exec(self, argv, timeout, input):
-        self.calls.append(" ".join(argv))
-        if self.die_after is not None and len(self.calls) >= self.die_after:
+        line = " ".join(argv)
+        self.calls.append(line)
+        if (self.die_after is not None and len(self.calls) >= self.die_after) or (self.die_on and self.die_on in line):
             self._die()
         if self.dead:
             return 137, b"", b"Killed\n"
@@ -165,6 +168,8 @@ class FakeDriver(Driver):
         "slow_s": number(0, default=0.0, description="seconds every command sleeps before running"),
         "die_after": {"type": ["integer", "null"], "minimum": 1, "default": None,
                       "description": "the instance dies while running its n-th command (null: never)"},
+        "die_on": {"type": ["string", "null"], "default": None,
+                   "description": "the instance dies while running a command whose line holds this (null: never)"},
         "start_error": {"type": ["string", "null"], "default": None,
                         "description": "start() raises InstanceError with this message (null: starts)"},
         "emulated": {"type": "boolean", "default": False, "description": "labelled emulated (as KVM under TCG)"},
@@ -189,7 +194,7 @@ class FakeDriver(Driver):
         base.mkdir(parents=True)
         (base / MARKER).touch()
         inst = HostDirInstance(name, base, limits=self.limits, slow_s=self.option("slow_s"),
-                               die_after=self.option("die_after"))
+                               die_after=self.option("die_after"), die_on=self.option("die_on"))
         FakeDriver.started.append(inst)
         return inst
 

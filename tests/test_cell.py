@@ -113,9 +113,8 @@ def test_a_failing_iteration_leaves_no_cell_json_and_stops_everything(cell, fake
 
 
 def test_an_instance_that_dies_mid_iteration_fails_the_cell_and_keeps_no_result(cell, fake_driver, tmp_path):
-    # commands: prepare, version, then two per iteration: the 6th is iteration 2's second
     with pytest.raises(BenchError, match="died during iteration 2"):
-        cell({"die_after": 6})
+        cell({"die_on": "echo n=2"})          # iteration 2's command
     assert files(tmp_path / "raw" / "fake_env" / "tiny" / "round-2") == ["iter-01.warmup.out"]
     assert all_stopped(fake_driver)
 

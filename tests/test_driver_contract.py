@@ -198,6 +198,12 @@ def test_fake_dies_at_the_nth_command(fake):
             inst.spawn(["/bin/sleep", "60"], tag="again")
 
 
+def test_fake_dies_at_a_named_command(fake):
+    with fake(die_on="step 2") as inst:
+        assert inst.sh("echo step 1").stdout == "step 1\n" and inst.alive()
+        assert inst.sh("echo step 2").returncode == 137 and not inst.alive()
+
+
 def test_fake_cpu_seconds_is_a_counter_of_its_work(fake):
     with fake() as inst:
         before = inst.cpu_seconds()

@@ -93,13 +93,13 @@ def write_decisions(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def built(synthetic_run, tmp_path_factory) -> dict:
-    """The report of the session's synthetic run (conftest.py), built once for this module."""
+    """The report of the session's synthetic run (conftest.py), built once for this module from a
+    copy of its aggregate tables (the session's stay as the aggregate wrote them)."""
     root = tmp_path_factory.mktemp("report")
-    # the session's tables with the decision columns written into a copy of the overhead table
-    overhead = root / "overhead.parquet"
-    shutil.copy(synthetic_run["tables"].overhead, overhead)
-    write_decisions(overhead)
-    out = dataclasses.replace(synthetic_run["tables"], overhead=overhead)
+    # a copy of the session's tables, with the synthetic decisions of this module in its overhead table
+    shutil.copytree(synthetic_run["out"], root / "aggregate")
+    out = agg_outputs(root / "aggregate")
+    write_decisions(out.overhead)
     html_path, figures = root / "report" / "report.html", root / "report" / "figures"
     written = report.build_report(report_inputs(out, synthetic_run), html_path, figures)
     return {**synthetic_run, "root": root, "out": out, "html_path": html_path, "html": html_path.read_text(),
