@@ -76,7 +76,7 @@ log = logging.getLogger("isobench")
 
 GROUP = ["env", "workload", "metric", "point"]
 ROW_ORDER = ["env", "workload", "round", "iteration", "point", "metric"]
-EMULATED_REASON = "emulated CPU (TCG): not a KVM figure"
+EMULATED_REASON = paperlib.EMULATED_REASON   # one wording for the tables and the paper comparison
 #: manifest keys that name an environment rather than configure it (ignored when matching A/A pairs)
 NAME_KEYS = ("env", "name")
 

@@ -85,7 +85,7 @@ def schema() -> dict[str, Any]:
                        "tests/test_config.py fails when this file and the code drift apart.",
         **_obj({
             "profile": {"enum": list(PROFILES), "default": "quick",
-                        "description": "size profile: quick (default matrix in ~20 min on 2 cores) or full "
+                        "description": "size profile: quick (the default matrix in its time box on 2 cores) or full "
                                        "(the paper's settings scaled to this host)"},
             "seed": integer(0, default=20150329,
                             description="draws every round's environment order (a rerun reproduces it) and "

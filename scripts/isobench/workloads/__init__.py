@@ -1,21 +1,25 @@
-"""Workload kinds by name. Adding one: write its module, register it here, add it to the config."""
+"""Workload kinds by name. Adding one: a module in this directory whose Workload subclass sets
+``kind`` (found here by itself, as drivers are), and an entry in the config."""
 
+import importlib
+import pkgutil
 from typing import Any
 
 from .base import Context, Metric, Sample, Workload
-from .compression import Compression
-from .fio import Fio
-from .linpack import Linpack
-from .mysql import Mysql
-from .net_bandwidth import NetBandwidth
-from .net_latency import NetLatency
-from .randomaccess import RandomAccess
-from .redis import Redis
-from .stream import Stream
 
-KINDS: dict[str, type[Workload]] = {w.kind: w for w in (Compression, Fio, Linpack, Stream, RandomAccess,
-                                                         NetBandwidth, NetLatency, Redis, Mysql)}
 
+def _discover() -> dict[str, type[Workload]]:
+    found: dict[str, type[Workload]] = {}
+    for mod in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{mod.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Workload) and "kind" in vars(obj):
+                found[obj.kind] = obj
+    return dict(sorted(found.items()))
+
+
+#: every workload kind, by name
+KINDS: dict[str, type[Workload]] = _discover()
 
 
 def from_param(param: dict[str, Any]) -> Workload:

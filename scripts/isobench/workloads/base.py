@@ -10,7 +10,8 @@ A workload kind declares
 * ``run_iteration``: one iteration; returns the raw tool output, kept unedited on disk;
 * ``parse``: raw output -> samples; raises ParseError on truncated, garbled or failed output.
 
-Adding a workload touches its module, the registry in ``__init__`` and the config, nothing else.
+Adding a workload touches its module and the config, nothing else (kinds register themselves:
+``isobench.workloads.KINDS``).
 """
 
 from __future__ import annotations
