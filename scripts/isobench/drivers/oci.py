@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import InstanceError, Unavailable
-from ..hostinfo import cgroup_layout
+from ..hostinfo import cgroup_layout, hosts_file
 from ..schematypes import one_of
 from ..util import run
 from . import hostnet
@@ -220,6 +220,9 @@ def run_argv(*, name: str, state: Path, rootfs: Path, runtime: str, net: str, ne
     """``podman run`` for one instance (global options and the ``podman`` word excluded)."""
     argv = ["run", "-d", "--name", name, "--label", f"{LABEL}={state}", "--runtime", runtime,
             "--hostname", hostname_for(name), "--cgroup-parent", f"/{CGROUP_PARENT}",
+            # the instance's own /etc/hosts (written into its overlay, as LXC's): its host name on
+            # 127.0.1.1 in every environment, whatever network it has
+            "--no-hosts",
             "--env", f"PATH={GUEST_PATH}", "--env", "HOME=/root", "--env", "LC_ALL=C",
             # /dev/shm as a tmpfs like the other environments' (Docker's 64 MiB default is too
             # small for Open MPI's shared-memory transport at larger sizes)
@@ -353,6 +356,7 @@ class OciInstance(Instance):
     def _start(self, driver: OciDriver) -> None:
         self.base.mkdir(parents=True, mode=0o700)
         root = mount_overlay(Path(driver.image["rootfs"]), self.base)
+        (root / "etc" / "hosts").write_text(hosts_file(hostname_for(self.name)))   # in the overlay only
         (root / DATA_DIR.lstrip("/")).mkdir(exist_ok=True)
         volume = None
         if driver.option("storage") == "volume":
