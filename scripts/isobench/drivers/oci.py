@@ -224,9 +224,10 @@ def run_argv(*, name: str, state: Path, rootfs: Path, runtime: str, net: str, ne
             # 127.0.1.1 in every environment, whatever network it has
             "--no-hosts",
             "--env", f"PATH={GUEST_PATH}", "--env", "HOME=/root", "--env", "LC_ALL=C",
-            # /dev/shm as a tmpfs like the other environments' (Docker's 64 MiB default is too
-            # small for Open MPI's shared-memory transport at larger sizes)
-            "--shm-size", f"{max(64, limits.memory_mib // 2)}m",
+            # /dev/shm a tmpfs of the container's own, like the other environments' (Docker's 64 MiB
+            # default is small for Open MPI's shared-memory transport; under gVisor podman's shm is a
+            # host directory served through the gofer, v9fs, this mount is the Sentry's own tmpfs)
+            "--mount", f"type=tmpfs,target=/dev/shm,tmpfs-size={max(64, limits.memory_mib // 2)}m",
             *limit_args(limits), *ulimits]
     if net == "host":
         argv += ["--network", "host"]
