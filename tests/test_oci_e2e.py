@@ -182,8 +182,30 @@ def test_a_failed_start_leaves_nothing(cfg, image, monkeypatch):
     assert oci.conmon_pids(engine(cfg), "isobench-docker_nat-broken") == []
 
 
-@pytest.mark.parametrize("env", ENVS)
-@pytest.mark.parametrize("workload", WORKLOADS)
+#: what Debian 12's runsc (20221219, ptrace, host netstack) cannot run here, measured on this host
+#: (kernel 6.18): each an xfail that fails the test once it runs (strict)
+GVISOR_CANNOT = {
+    "compression": "statx(2) fails with EINVAL in this gVisor: coreutils' stat cannot size the corpus",
+    "linpack": "hwloc finds no /sys/devices/system/cpu in this gVisor (statx EINVAL): Open MPI's orte_init aborts",
+    "randomaccess": "hwloc finds no /sys/devices/system/cpu in this gVisor (statx EINVAL): Open MPI's orte_init "
+                    "aborts",
+    "net_bandwidth": "iperf3's control connection fails in this gVisor (host netstack): 'unable to send control "
+                     "message: Broken pipe'",
+    "net_latency": "this gVisor's host netstack lists no UDP socket (/proc/net/udp empty, no sock_diag): the UDP "
+                   "server is never seen listening",
+    "mysql": "mariadb-install-db aborts in this gVisor",
+}
+
+
+def cell_params():
+    for env in ENVS:
+        for workload in WORKLOADS:
+            why = GVISOR_CANNOT.get(workload) if env == "gvisor" else None
+            yield pytest.param(env, workload, id=f"{workload}-{env}",
+                               marks=[pytest.mark.xfail(reason=why, strict=True)] if why else [])
+
+
+@pytest.mark.parametrize("env, workload", list(cell_params()))
 def test_cell(cfg, image, tmp_path, env, workload):
     """The default workload's smallest cell on this configuration: every value finite and positive."""
     out = tmp_path / "raw"
