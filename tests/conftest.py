@@ -18,8 +18,10 @@ HOST_AT_START: dict = {}
 
 
 def pytest_sessionstart(session):
+    from isobench.drivers import oci
     from isobench.drivers.kvm import daemon
-    HOST_AT_START.update(daemons=daemon.running(), chains=set(daemon.libvirt_chains()))
+    HOST_AT_START.update(daemons=daemon.running(), chains=set(daemon.libvirt_chains()),
+                         ip_forward=oci.IP_FORWARD.read_text(), netavark_chains=oci.netavark_chains_exist())
 
 
 @pytest.fixture
