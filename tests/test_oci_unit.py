@@ -259,3 +259,14 @@ def test_oci_subnet_may_not_overlap_the_others(default_raw):
 def test_unknown_runtime_is_refused_by_the_schema(default_raw):
     with pytest.raises(ConfigError, match="runtime"):
         config.load(variant(default_raw, environments__docker_nat__runtime="runsc"))
+
+
+def test_the_report_ranks_and_colours_every_kind_by_its_driver():
+    """The report has no list of kinds: rank from Driver.ORDER, palette from Driver.FAMILY."""
+    from isobench.report.figures import FAMILY_COLORS
+    from isobench.report.inputs import DRIVER_FAMILY, DRIVER_RANK
+    ranked = sorted(DRIVER_RANK, key=DRIVER_RANK.get)
+    assert ranked == ["native", "lxc", "oci", "gvisor", "kvm"]
+    assert all(DRIVER_FAMILY[k] in FAMILY_COLORS for k in KINDS)
+    palettes = {id(FAMILY_COLORS[DRIVER_FAMILY[k]]) for k in KINDS}
+    assert len(palettes) == len(KINDS)              # oci and gvisor do not look like LXC or KVM

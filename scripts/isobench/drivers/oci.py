@@ -577,6 +577,7 @@ class OciDriver(Driver):
 
     kind = "oci"
     ORDER = 15
+    FAMILY = "application container"
     OPTIONS = {"runtime": one_of(["crun", "runc"], default="crun",
                                  description="OCI runtime (Docker's own default is runc)"),
                "net": _net_option("nat"), "storage": STORAGE}
@@ -711,6 +712,7 @@ class GvisorDriver(OciDriver):
 
     kind = "gvisor"
     ORDER = 16
+    FAMILY = "sandbox"
     OPTIONS = {"platform": one_of(["ptrace", "systrap", "kvm"], default="ptrace",
                                   description="how the gVisor Sentry intercepts system calls (ptrace works in a "
                                               "VM; systrap is newer than Debian 12's runsc; kvm needs /dev/kvm)"),
