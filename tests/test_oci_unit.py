@@ -270,3 +270,16 @@ def test_the_report_ranks_and_colours_every_kind_by_its_driver():
     assert all(DRIVER_FAMILY[k] in FAMILY_COLORS for k in KINDS)
     palettes = {id(FAMILY_COLORS[DRIVER_FAMILY[k]]) for k in KINDS}
     assert len(palettes) == len(KINDS)              # oci and gvisor do not look like LXC or KVM
+
+
+@pytest.mark.parametrize("settings, candidates, expected", [
+    ({"net": "nat", "storage": "rootfs"}, ["native", "docker_host", "docker_nat", "kvm"], "docker_nat"),
+    ({"net": "host", "storage": "volume"}, ["native", "docker_volume", "kvm"], "docker_volume"),
+    ({"net": "host", "storage": "rootfs"}, ["native", "docker", "kvm_untuned", "kvm_tuned"], "docker"),
+])
+def test_podman_environments_are_the_papers_docker(settings, candidates, expected):
+    from isobench import paper
+    manifest = {"driver": "oci", "settings": {"driver": "oci", "runtime": "runc", **settings}}
+    assert paper.config_for(paper.load(), candidates, manifest)[0] == expected
+    gvisor = {"driver": "gvisor", "settings": {"driver": "gvisor", **settings}}
+    assert paper.config_for(paper.load(), candidates, gvisor)[0] is None    # the paper had no sandbox
