@@ -78,6 +78,7 @@ def host_before(cfg):
     assert not Path("/sys/class/net/isobench2").exists() and not Path("/sys/class/net/isobench3").exists()
     assert oci.IP_FORWARD.read_text() == before["ip_forward"]
     assert oci.netavark_chains_exist() == before["netavark"]
+    assert oci.NO_FORWARD not in oci._ipt("-S", "FORWARD").stdout.decode()
     assert not list(e.instances.glob("isobench-*"))
 
 
@@ -155,6 +156,10 @@ def test_host_reaches_a_server_inside(instance):
     with wait_connect(ep.host, ep.port) as conn:
         conn.sendall(b"PING\r\n")
         assert conn.recv(64) == b"+PONG\r\n"
+    if net != "host":
+        # no forwarding to or from the outside, ahead of netavark's accepts
+        first = [r for r in oci._ipt("-S", "FORWARD").stdout.decode().splitlines() if r.startswith("-A")][:2]
+        assert all(oci.NO_FORWARD in r and r.endswith("-j DROP") and driver.subnet in r for r in first), first
 
 
 def test_two_nat_instances_alive_at_once_get_their_own_host_ports(cfg, image):

@@ -283,3 +283,10 @@ def test_podman_environments_are_the_papers_docker(settings, candidates, expecte
     assert paper.config_for(paper.load(), candidates, manifest)[0] == expected
     gvisor = {"driver": "gvisor", "settings": {"driver": "gvisor", **settings}}
     assert paper.config_for(paper.load(), candidates, gvisor)[0] is None    # the paper had no sandbox
+
+
+def test_forwarding_is_dropped_both_ways_for_the_subnet():
+    rules = oci.forward_rules("10.213.79.0/24")
+    assert [r[1:3] for r in rules] == [["-s", "10.213.79.0/24"], ["-d", "10.213.79.0/24"]]
+    assert all(r[0] == "FORWARD" and r[-2:] == ["-j", "DROP"] and oci.NO_FORWARD in r for r in rules)
+    assert "isobench" in oci.NO_FORWARD                 # what the leftovers check looks for

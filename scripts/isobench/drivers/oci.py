@@ -375,6 +375,8 @@ class OciInstance(Instance):
                             publish=self.published, gateway=self.gateway, volume=volume, limits=driver.limits,
                             ulimits=ulimit_args())
             proc = self.engine.run(*argv, check=False, timeout=120)
+            if self.net != "host":
+                block_forwarding(str(driver.subnet))
         if proc.returncode != 0:
             err = proc.stderr.decode(errors="replace").strip().splitlines()
             raise InstanceError(f"podman run {self.name} (runtime {driver.settings()['runtime']}) failed: "
@@ -533,6 +535,30 @@ def remove_netavark_skeleton() -> bool:
 
 
 IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
+#: the comment of our FORWARD rules (the leftovers check finds them by "isobench")
+NO_FORWARD = "isobench-oci-no-forward"
+
+
+def forward_rules(subnet: str) -> list[list[str]]:
+    return [["FORWARD", flag, subnet, "-m", "comment", "--comment", NO_FORWARD, "-j", "DROP"]
+            for flag in ("-s", "-d")]
+
+
+def block_forwarding(subnet: str) -> None:
+    """netavark gives its networks Docker's outbound NAT (MASQUERADE, FORWARD accepts, ip_forward
+    on). Benchmarks need none of it (clients on the host reach containers through OUTPUT, never
+    FORWARD): drop everything forwarded from or to the subnet, ahead of netavark's rules."""
+    for rule in forward_rules(subnet):
+        while _ipt("-D", *rule).returncode == 0:
+            pass
+        _ipt("-I", rule[0], "1", *rule[1:], check=True)
+
+
+def unblock_forwarding() -> int:
+    rules = [r.split()[1:] for r in _ipt("-S", "FORWARD").stdout.decode().splitlines() if NO_FORWARD in r]
+    for rule in rules:
+        _ipt("-D", *rule)
+    return len(rules)
 
 
 def remove_networks_if_unused(engine: Engine, force: bool = False) -> list[str]:
@@ -547,6 +573,8 @@ def remove_networks_if_unused(engine: Engine, force: bool = False) -> list[str]:
         removed.append(f"podman network {net}")
     for f in engine.network_dir.glob("isobench-*.json") if engine.network_dir.exists() else []:
         f.unlink()
+    if unblock_forwarding():
+        removed.append("FORWARD drop rules")
     before = engine.dir / "host_before.json"
     if before.exists():
         was = json.loads(before.read_text())
