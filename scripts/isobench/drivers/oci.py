@@ -626,7 +626,6 @@ class OciDriver(Driver):
         return shutil.which(self.option("runtime")) or self.option("runtime")
 
     def availability(self) -> Availability:
-        explicit = "runtime" in self.options
         if shutil.which("podman") is None:
             return Availability(False, "podman not found: install podman (./install.sh does)", required=True)
         runtime = self.option("runtime")
@@ -634,9 +633,11 @@ class OciDriver(Driver):
             return Availability(False, f"OCI runtime {runtime} not found: install the '{runtime}' package "
                                        f"(./install.sh does)", required=True)
         if runtime == "crun":
+            # a property of the host, not an installation problem: skipped with the reason (the
+            # config's options carry their defaults, so a named crun cannot be told from the default)
             blocked = crun_blocked()
             if blocked:
-                return Availability(False, blocked, required=explicit)
+                return Availability(False, blocked)
         return Availability(True)
 
     def ensure_network(self) -> str:
@@ -767,20 +768,21 @@ class GvisorDriver(OciDriver):
         if shutil.which("runsc") is None:
             return Availability(False, "runsc not found: install the 'runsc' package (./install.sh does)",
                                 required=True)
+        # a platform other than ptrace (which every runsc has) is a choice: where it cannot run, the
+        # environment's jobs fail with the reason (as KVM's accel: kvm); gVisor's own network stack
+        # (the default) that cannot start here is skipped with its reason
         platform = self.option("platform")
         offered = runsc_platforms(tool_help(["runsc", "flags"]))
         if platform not in offered:
             return Availability(False, f"this runsc ({tool_version(['runsc', '--version'])}) has no {platform} "
-                                       f"platform (it offers {', '.join(offered) or 'none'})",
-                                required="platform" in self.options)
+                                       f"platform (it offers {', '.join(offered) or 'none'})", required=True)
         if platform == "kvm" and not os.access("/dev/kvm", os.R_OK | os.W_OK):
             return Availability(False, "gVisor platform kvm needs /dev/kvm, which this host does not have",
-                                required="platform" in self.options)
+                                required=True)
         if self.netstack() == "sandbox" and netns_rmem_default():
             return Availability(False, "runsc 20221219 cannot set up its network stack on this kernel "
                                        f"({os.uname().release}: net.core.rmem_default exists in every network "
-                                       "namespace, which it takes for the host's); use netstack: host",
-                                required="netstack" in self.options)
+                                       "namespace, which it takes for the host's); use netstack: host")
         return Availability(True)
 
     def provision(self) -> dict[str, Any]:
