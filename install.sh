@@ -13,6 +13,8 @@ fi
 PACKAGES=(
   # environments
   lxc mmdebstrap debootstrap uidmap iproute2 iptables
+  # OCI containers (drivers/oci.py): rootful podman 4.3 with netavark, crun and runc; gVisor's runsc
+  podman netavark crun runc runsc
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils dnsmasq-base
   # reaps QEMU at once when the pipeline starts libvirtd itself (hosts without systemd)
   tini

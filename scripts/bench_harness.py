@@ -132,6 +132,10 @@ def start_stop(runs: int) -> None:
     envs = {"lxc bridge": {"driver": "lxc", "net": "bridge", "storage": "rootfs"},
             "lxc host": {"driver": "lxc", "net": "host", "storage": "rootfs"},
             "native (chroot overlay)": {"driver": "native"},
+            "oci runc nat": {"driver": "oci", "runtime": "runc", "net": "nat"},
+            "oci runc host": {"driver": "oci", "runtime": "runc", "net": "host"},
+            "oci crun host": {"driver": "oci", "runtime": "crun", "net": "host"},
+            "gvisor ptrace nat (host netstack)": {"driver": "gvisor", "platform": "ptrace", "netstack": "host"},
             "kvm (accel tcg here)": {"driver": "kvm", "accel": "tcg"}}
     for label, opts in envs.items():
         kind = opts.pop("driver")

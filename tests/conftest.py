@@ -50,17 +50,19 @@ def runs_the_whole_e2e_tier(session) -> bool:
 @pytest.fixture(scope="session", autouse=True)
 def host_left_as_found(request):
     """After the whole e2e tier: no isobench object is left on the host (containers, mounts, bridges,
-    firewall rules, libvirt domains, networks, logs), and the libvirt daemons and firewall chains are
+    firewall rules, libvirt domains, networks, logs, podman containers, images and networks, gVisor
+    sandboxes), and the libvirt daemons, firewall chains (libvirt's, netavark's) and ip_forward are
     as the session found them. A narrower session (quick tier, one e2e file or test) checks nothing
     and probes nothing: on a shared machine it would blame, and stop, what other runs started."""
     if not runs_the_whole_e2e_tier(request.session):
         yield
         return
-    from isobench.drivers import StatePaths, release_all
+    from isobench.drivers import StatePaths, oci, release_all
     from isobench.drivers.kvm import daemon
 
     from leftovers import STATE, host_leftovers
     daemons, chains = daemon.running(), set(daemon.libvirt_chains())
+    ip_forward, netavark = oci.IP_FORWARD.read_text(), oci.netavark_chains_exist()
     yield
     # the daemons the tests that drive instances directly started (a pipeline run stops its own)
     release_all(StatePaths(STATE))
@@ -68,6 +70,8 @@ def host_left_as_found(request):
     started = {n: pid for n, pid in daemon.running().items() if daemons.get(n) != pid}
     assert started == {}, "libvirt daemons the test session started are still running"
     assert set(daemon.libvirt_chains()) <= chains, "libvirt firewall chains left behind"
+    assert oci.netavark_chains_exist() == netavark, "netavark chains not as found"
+    assert oci.IP_FORWARD.read_text() == ip_forward, "net.ipv4.ip_forward not as found"
 
 
 # -- shared data -----------------------------------------------------------------------------------

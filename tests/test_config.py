@@ -442,4 +442,4 @@ def test_subnet_checks_beyond_the_schema(lxc, kvm, key, expected):
                                       ("10.9.9.0/25", "10.9.9.128/25")])
 def test_valid_subnets_load(default_raw, lxc, kvm):
     cfg = config.load(variant(default_raw, network={"lxc_subnet": lxc, "kvm_subnet": kvm}))
-    assert cfg.network == {"lxc_subnet": lxc, "kvm_subnet": kvm}
+    assert {k: cfg.network[k] for k in ("lxc_subnet", "kvm_subnet")} == {"lxc_subnet": lxc, "kvm_subnet": kvm}

@@ -321,8 +321,11 @@ class Driver(ABC):
     NETWORK: ClassVar[dict[str, str] | None] = None
     #: whether instances run under the configured ``limits`` (native: never limited, as in the paper)
     LIMITED: ClassVar[bool] = True
-    #: where the kind is listed among the others (schema, network keys): lower first
+    #: where the kind is listed among the others (schema, network keys, the report): lower first
     ORDER: ClassVar[int] = 100
+    #: what the report groups (and colours) the kind's environments by: "native", "system container",
+    #: "application container", "sandbox" or "virtual machine"
+    FAMILY: ClassVar[str] = "system container"
 
     def __init__(self, env: str, options: Mapping[str, Any], limits: Limits, paths: StatePaths,
                  image: dict[str, Any], *, subnet: str | None = None):

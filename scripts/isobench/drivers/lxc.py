@@ -263,6 +263,7 @@ class LxcDriver(Driver):
 
     kind = "lxc"
     ORDER = 10
+    FAMILY = "system container"
     NET_HELP = ("bridge: veth on the private bridge; nat: clients go through a DNAT rule on a host address "
                 "(Docker NAT); host: the host's network namespace (net=host)")
     STORAGE_HELP = ("where /data lives: inside the container filesystem (overlay, the paper's AUFS) or a "

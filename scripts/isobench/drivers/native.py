@@ -57,6 +57,7 @@ class NativeInstance(Instance):
 class NativeDriver(Driver):
     kind = "native"
     ORDER = 0
+    FAMILY = "native"
     OPTIONS: dict = {}
     LIMITED = False
 

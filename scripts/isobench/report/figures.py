@@ -35,11 +35,16 @@ from .fmt import (
     point_name,
     point_value,
 )
-from .inputs import ReportData
+from .inputs import DRIVER_FAMILY, ReportData
 
 LXC_COLORS = ["#1f77b4", "#4a9bd6", "#17becf", "#2c5f8a", "#6baed6", "#08519c"]
 KVM_COLORS = ["#d62728", "#ff7f0e", "#b35806", "#e6550d"]
 NATIVE_COLORS = ["#333333", "#8c8c8c", "#5a5a5a"]
+OCI_COLORS = ["#2ca02c", "#98df8a", "#1b7a1b", "#66c266"]
+SANDBOX_COLORS = ["#9467bd", "#c5b0d5", "#6a3d9a"]
+#: a palette per driver family (Driver.FAMILY)
+FAMILY_COLORS = {"native": NATIVE_COLORS, "system container": LXC_COLORS, "application container": OCI_COLORS,
+                 "sandbox": SANDBOX_COLORS, "virtual machine": KVM_COLORS}
 EMULATED_COLOR = "#c7c7c7"
 #: file name of the at-a-glance figure (a hyphen: no workload name can produce it)
 OVERVIEW = "at-a-glance.png"
@@ -47,17 +52,19 @@ DPI = 96
 
 
 def env_colors(data: ReportData) -> dict[str, str]:
-    """A fixed colour per environment: greys for native, blues for LXC, reds for KVM, pale for emulated."""
-    out, counters = {}, {"native": 0, "lxc": 0, "kvm": 0}
-    palettes = {"native": NATIVE_COLORS, "lxc": LXC_COLORS, "kvm": KVM_COLORS}
+    """A fixed colour per environment by its driver's family (Driver.FAMILY): greys for native,
+    blues for system containers (LXC), greens for application containers (OCI), purples for
+    sandboxes (gVisor), reds for virtual machines (KVM), pale for emulated."""
+    out: dict[str, str] = {}
+    counters: dict[str, int] = {}
     for env in data.envs():
         if data.is_emulated(env):
             out[env] = EMULATED_COLOR
             continue
-        d = data.driver(env)
-        pal = palettes.get(d, NATIVE_COLORS)
-        i = counters.get(d, 0)
-        counters[d] = i + 1
+        family = DRIVER_FAMILY.get(data.driver(env), "native")
+        pal = FAMILY_COLORS.get(family, NATIVE_COLORS)
+        i = counters.get(family, 0)
+        counters[family] = i + 1
         out[env] = pal[i % len(pal)]
     return out
 

@@ -16,10 +16,14 @@ from typing import Any
 import pandas as pd
 
 from ..aggregate import read_metadata
+from ..drivers import KINDS
 from ..paper import DEFAULT_TOLERANCE
 from ..util import read_json
 
-DRIVER_RANK = {"native": 0, "lxc": 1, "kvm": 2}
+#: environments are listed by their driver kind's Driver.ORDER (native, lxc, oci, gvisor, kvm, ...)
+DRIVER_RANK = {kind: cls.ORDER for kind, cls in KINDS.items()}
+#: each kind's Driver.FAMILY, what figures colour environments by
+DRIVER_FAMILY = {kind: cls.FAMILY for kind, cls in KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -86,11 +90,12 @@ class ReportData:
     @cached_property
     def _envs(self) -> tuple[str, ...]:
         names = set(self._env_rows) | set(self.summary["env"])
-        return tuple(sorted(names, key=lambda e: (e != self.baseline, DRIVER_RANK.get(self.driver(e), 9),
+        return tuple(sorted(names, key=lambda e: (e != self.baseline, DRIVER_RANK.get(self.driver(e), 999),
                                                   self.is_emulated(e), e)))
 
     def envs(self) -> list[str]:
-        """Every environment, the baseline first, then by driver (native, lxc, kvm) and name."""
+        """Every environment, the baseline first, then by driver (Driver.ORDER: native, lxc, oci,
+        gvisor, kvm) and name."""
         return list(self._envs)
 
     @cached_property

@@ -311,6 +311,7 @@ class KvmDriver(Driver):
 
     kind = "kvm"
     ORDER = 20
+    FAMILY = "virtual machine"
     OPTIONS = {
         "accel": one_of(["auto", "kvm", "tcg"], default="auto", description=(
             "auto/kvm: hardware KVM (or KVM with guest_kernel on a PVM host), otherwise unavailable; tcg: QEMU "
