@@ -25,6 +25,20 @@ def test_allocate_serves_the_nearest_decision_per_second_first():
     assert schedule.allocate(records, {"a": 60.0, "b": 60.0}, left_s=200) == {"a": 2, "b": 1}
 
 
+def test_a_sweep_counts_per_environment_not_per_point():
+    """A workload whose one environment has 30 sweep points to settle is not worth 30 workloads."""
+    sweep = {"done": False, "next": 2, "seconds": 0.0, "comparisons": [
+        {"env": "lxc", "decision": "undecided", "settle_rounds": 1, "point": f"c={i}"} for i in range(30)]}
+    single = {"done": False, "next": 2, "seconds": 0.0, "comparisons": [
+        {"env": e, "decision": "undecided", "settle_rounds": 1} for e in ("lxc", "kvm")]}
+    assert schedule.expected_settled(sweep, 2) == 1 and schedule.expected_settled(single, 2) == 2
+    # one environment of the sweep is not settled until all its points are
+    sweep["comparisons"][0]["settle_rounds"] = 9
+    assert schedule.expected_settled(sweep, 2) == 1          # at least one: the estimate is rough
+    assert schedule.allocate({"sweep": sweep, "single": single}, {"sweep": 50.0, "single": 50.0},
+                             left_s=100) == {"sweep": 0, "single": 2}
+
+
 def test_allocate_never_exceeds_the_time_left():
     records = {w: rec(5, settle=[2]) for w in "abc"}
     costs = {"a": 30.0, "b": 50.0, "c": 70.0}

@@ -43,13 +43,19 @@ def open_comparisons(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def expected_settled(record: dict[str, Any], rounds: int) -> int:
-    """How many open comparisons ``rounds`` more rounds are expected to settle (at least one when
-    any is open: the estimate of a noisy SD is rough)."""
+    """How many environments ``rounds`` more rounds are expected to settle: those all of whose open
+    comparisons (metrics, sweep points) are expected to settle by then; at least one when any is
+    open (the estimate of a noisy SD is rough). Counted per environment, not per metric or point,
+    so a workload with many sweep points is not served before one with a single metric: the
+    user's question is per environment and workload."""
     opened = open_comparisons(record)
     if not opened:
         return 0
-    settled = sum(1 for c in opened if (c.get("settle_rounds") or math.inf) <= rounds)
-    return max(1, settled)
+    settles: dict[str, bool] = {}
+    for c in opened:
+        ok = (c.get("settle_rounds") or math.inf) <= rounds
+        settles[c.get("env", "")] = settles.get(c.get("env", ""), True) and ok
+    return max(1, sum(settles.values()))
 
 
 def allocate(records: dict[str, dict[str, Any]], costs: dict[str, float], left_s: float) -> dict[str, int]:
