@@ -166,9 +166,10 @@ def rounds_cost(runs: int) -> None:
     LXC variants, interleaved and sequential, and what of it the cells' own steps took."""
     for order in ("interleaved", "sequential"):
         wd = Path(tempfile.mkdtemp(prefix=f"isobench-rounds-{order}-"))
+        envs = ["native", "native_aa", "lxc_host", "lxc_bridge"]
         cfg = {"order": order, "rounds": {"min": runs, "max": runs, "budget_minutes": 600},
-               "run": {"environments": ["native", "native_aa", "lxc_host", "lxc_bridge"],
-                       "workloads": ["compression", "stream"]}}
+               "run": {"environments": envs, "workloads": ["compression", "stream"],
+                       "environments_for": {"compression": envs, "stream": envs}}}
         (wd / "rounds.yaml").write_text(yaml.safe_dump(cfg))
         subprocess.run([*SNAKEMAKE, "-d", str(wd), "--cores", "1", "--configfile", str(wd / "rounds.yaml"), "--",
                         "all"], check=True, capture_output=True)

@@ -139,7 +139,8 @@ def test_lookalike_domain_and_container_survive_cleanup_and_a_run(root, tmp_path
 
         wd = tmp_path / "run"
         wd.mkdir()
-        run = {"environments": ["native", "lxc_nat", "kvm"], "workloads": ["compression"]}
+        envs = ["native", "lxc_nat", "kvm"]
+        run = {"environments": envs, "workloads": ["compression"], "environments_for": {"compression": envs}}
         argv = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(wd), "--cores", "1",
                 "--configfile", str(ROOT / "tests" / "configs" / "tiny.yaml"), "--config", f"run={json.dumps(run)}",
                 "--", "all"]
