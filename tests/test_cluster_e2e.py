@@ -45,7 +45,7 @@ def test_the_matrix_on_two_hosts_through_slurm(tmp_path, slurm_cluster):
         base = wd / "results" / "hosts" / host
         for env in ("native", "lxc_host"):
             for rnd in (1, 2, 3):
-                meta = json.loads((base / "raw" / env / "compression" / f"round-{rnd}" / "cell.json").read_text())
+                meta = json.loads((base / "raw" / "compression" / f"round-{rnd}" / env / "cell.json").read_text())
                 # the node the job really ran on (slurmd's SLURMD_NODENAME), not just the path
                 assert meta["host"]["slurm_node"] == host and meta["host"]["name"] == host
                 rows = pd.read_parquet(base / "cells" / env / "compression" / f"round-{rnd}.parquet")
