@@ -162,9 +162,10 @@ def test_changed_fio_parameter_reruns_only_fio_cells(run):
 
 def test_adding_rounds_measures_only_the_new_rounds(run):
     """A second round (a raised rounds.min) measures round 2 on each environment (one job per
-    workload) and nothing else: every round-1 cell and raw directory stays as it was."""
+    workload) and nothing else: every round-1 cell and raw directory stays as it was. (The same
+    environments: a round's environments are part of its identity, measured together.)"""
     wd, *_ = run
-    envs, wls = ["native", "native_aa", "lxc_host"], WORKLOADS    # the same kinds: the warmups stay
+    envs, wls = ENVS, WORKLOADS
     before = {p: p.stat().st_mtime_ns for p in cells(wd)}
     raw_before = {p: p.stat().st_mtime_ns for p in wd.glob("results/raw/*/round-1/*/cell.json")}
     # the config as the previous test left it (fio changed), plus a second round

@@ -42,7 +42,7 @@ def test_every_workload_kind_is_covered():
 @pytest.fixture(scope="module")
 def cfg():
     raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    raw = variant(raw, limits={"cpus": 2, "memory_mib": 1024}, workloads=TINY)
+    raw = variant(raw, limits={"cpus": 2, "memory_mib": 1024}, workloads=TINY, run=None)   # lists name others
     cfg = configmod.load(raw)
     if not cfg.availability("kvm").available:           # no usable KVM here: the same path, emulated
         cfg = configmod.load(variant(raw, environments__kvm__accel="tcg"))

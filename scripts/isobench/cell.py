@@ -200,7 +200,7 @@ class CellRun:
                     raw = self.wl.run_iteration(self.ctx)
             except BenchError as e:
                 if not self.inst.alive():      # say why the command failed: the instance is gone
-                    raise InstanceError(f"instance {self.inst.name} died before or during iteration {i}: {e}") from e
+                    raise InstanceError(f"{e} (instance {self.inst.name} died before or during iteration {i})") from e
                 raise
             ended = now()
             if not self.inst.alive():
