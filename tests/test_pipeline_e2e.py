@@ -175,7 +175,8 @@ def test_adding_rounds_measures_only_the_new_rounds(run):
     dry = snakemake(wd, "-n", configs=configs, envs=envs, workloads=wls)
     assert not re.findall(r"output: (results/raw/\S+)", dry.stdout), dry.stdout[-3000:]
     proc = snakemake(wd, configs=configs, envs=envs, workloads=wls)
-    measured = re.findall(r"^rule run_round:\n(?:    .*\n)*?    output: (\S+)", proc.stdout + proc.stderr, re.M)
+    measured = re.findall(r"^(?:local)?rule run_round:\n(?:    .*\n)*?    output: (\S+)", proc.stdout + proc.stderr,
+                          re.M)
     assert sorted(measured) == sorted(f"results/raw/{w}/round-2" for w in wls), (proc.stderr[-3000:])
     assert {p: p.stat().st_mtime_ns for p in before} == before
     assert {p: p.stat().st_mtime_ns for p in raw_before} == raw_before

@@ -132,3 +132,13 @@ def test_a_cell_never_planned_is_not_missing():
     assert [(r["env"], r["round"]) for r in rows if r["scope"] == "cell"] == [("kvm", 3)]
     without = missing_table(summary, manifests, run, {"w": {}}, {"w": 3}, {}, "native")
     assert {(r["env"], r["round"]) for r in without if r["scope"] == "cell"} == {("lxc", 2), ("lxc", 3), ("kvm", 3)}
+
+
+def test_two_names_that_hash_alike_get_two_addresses():
+    """Instances of one round are alive together: an address another holds is skipped."""
+    from isobench.drivers.hostnet import address_for
+    a, b = "isobench-lxc_bridge-compression-2", "isobench-lxc_nat-compression-2"
+    assert address_for(a, "10.213.77.0/24") == address_for(b, "10.213.77.0/24")     # they do collide
+    ip_a, mac_a = address_for(a, "10.213.77.0/24")
+    ip_b, mac_b = address_for(b, "10.213.77.0/24", taken={ip_a})
+    assert ip_b != ip_a and mac_b != mac_a and ip_b.startswith("10.213.77.")

@@ -82,12 +82,19 @@ def remove_bridge(name: str, marker: str, only_if_unused: bool = True) -> bool:
     return removed
 
 
-def address_for(name: str, subnet: str) -> tuple[str, str]:
-    """A stable address and MAC for an instance name (a reused IP keeps its MAC: no stale ARP)."""
+def address_for(name: str, subnet: str, taken: frozenset[str] | set[str] = frozenset()) -> tuple[str, str]:
+    """A stable address and MAC for an instance name (a reused IP keeps its MAC: no stale ARP): the
+    name's hashed slot, or the next free one when another live instance holds it (``taken``: the
+    instances of one round are alive together, and two names may hash alike)."""
     net = ipaddress.ip_network(subnet)
     span = min(net.num_addresses - 3, 240)
-    idx = 10 + int(hashlib.sha256(name.encode()).hexdigest(), 16) % span
-    ip = net.network_address + idx
+    start = int(hashlib.sha256(name.encode()).hexdigest(), 16) % span
+    for k in range(span):
+        ip = net.network_address + 10 + (start + k) % span
+        if str(ip) not in taken:
+            break
+    else:
+        raise ValueError(f"no free address in {subnet} for {name}")
     mac = "00:16:3e:" + ":".join(f"{b:02x}" for b in ip.packed[-3:])
     return str(ip), mac
 

@@ -126,13 +126,13 @@ class LxcInstance(Instance):
         extra: list[tuple[str, str]] = [("lxc.mount.entry", "tmpfs dev/shm tmpfs rw,nosuid,nodev,create=dir 0 0")]
         if self.net in ("bridge", "nat"):
             self.gateway = hostnet.ensure_bridge(BRIDGE, self.subnet, self.marker)
-            self.ip, self.mac = hostnet.address_for(self.name, self.subnet)
+            self.ip, self.mac = hostnet.address_for(self.name, self.subnet, taken=self._addresses_in_use())
             prefix = self.subnet.split("/")[1]
             run(["ip", "neigh", "flush", "dev", BRIDGE, "to", self.ip], check=False)
             extra += [("lxc.net.0.type", "veth"), ("lxc.net.0.link", BRIDGE),
                       ("lxc.net.0.name", "eth0"), ("lxc.net.0.flags", "up"),
-                      ("lxc.net.0.veth.pair", "ib" + hostnet.address_for(self.name, "10.0.0.0/8")[1]
-                       .replace(":", "")[-10:]),
+                      # unique while the address is: from the address's last two bytes
+                      ("lxc.net.0.veth.pair", "ib" + self.mac.replace(":", "")[-6:]),
                       ("lxc.net.0.hwaddr", self.mac), ("lxc.net.0.ipv4.address", f"{self.ip}/{prefix}")]
         else:  # host: share the host's network namespace
             extra.append(("lxc.net.0.type", "none"))
@@ -146,6 +146,21 @@ class LxcInstance(Instance):
         body += [f"{k} = {v}" for k, v in lines.items()] + [f"{k} = {v}" for k, v in extra]
         body += [f"{k} = {v}" for k, v in limit_keys(driver.limits, layout).items()]
         (self.dir / "config").write_text("\n".join(body) + "\n")
+
+    def _addresses_in_use(self) -> set[str]:
+        """The addresses the project's other containers hold (their configs under the lxcpath):
+        a round's containers are alive together."""
+        taken = set()
+        for cfg in self.lxcpath.glob(f"{NAME_PREFIX}*/config"):
+            if cfg.parent.name == self.name:
+                continue
+            try:
+                for line in cfg.read_text().splitlines():
+                    if line.startswith("lxc.net.0.ipv4.address"):
+                        taken.add(line.split("=", 1)[1].strip().split("/")[0])
+            except OSError:
+                pass
+        return taken
 
     def _start(self, limits: Limits) -> None:
         log_file = self.dir / "lxc.log"
