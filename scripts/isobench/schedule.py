@@ -35,11 +35,9 @@ def round_cost_s(cells: pd.DataFrame, workload: str, envs: list[str]) -> float:
 
 
 def open_comparisons(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The workload's primary comparisons still undecided (all of them when the decision gives none)."""
-    comps = record.get("comparisons")
-    if comps is None:
-        return [g for g in record.get("groups", []) if not record.get("done")]
-    return [c for c in comps if c.get("open", c.get("decision") in ("undecided", "no interval"))]
+    """The workload's primary comparisons still open (rounds.decide marks them ``open``)."""
+    return [c for c in record.get("comparisons", [])
+            if c.get("open", c.get("decision") in ("undecided", "no interval"))]
 
 
 def expected_settled(record: dict[str, Any], rounds: int) -> int:
