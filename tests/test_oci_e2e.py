@@ -188,7 +188,7 @@ def test_a_failed_start_leaves_nothing(cfg, image, monkeypatch):
 
 
 #: what Debian 12's runsc (20221219, ptrace, host netstack) cannot run here, measured on this host
-#: (kernel 6.18): each an xfail that fails the test once it runs (strict)
+#: (kernel 6.18): each an xfail that fails the test once it runs (strict), except those in GVISOR_FLAKY
 GVISOR_CANNOT = {
     "compression": "statx(2) fails with EINVAL in this gVisor: coreutils' stat cannot size the corpus",
     "linpack": "hwloc finds no /sys/devices/system/cpu in this gVisor (statx EINVAL): Open MPI's orte_init aborts",
@@ -201,13 +201,17 @@ GVISOR_CANNOT = {
     "mysql": "mariadb-install-db aborts in this gVisor",
 }
 
+#: failures seen in some runs and not in others (CI at d35e818: net_bandwidth passed once): not strict
+GVISOR_FLAKY = {"net_bandwidth"}
+
 
 def cell_params():
     for env in ENVS:
         for workload in WORKLOADS:
             why = GVISOR_CANNOT.get(workload) if env == "gvisor" else None
+            strict = workload not in GVISOR_FLAKY
             yield pytest.param(env, workload, id=f"{workload}-{env}",
-                               marks=[pytest.mark.xfail(reason=why, strict=True)] if why else [])
+                               marks=[pytest.mark.xfail(reason=why, strict=strict)] if why else [])
 
 
 @pytest.mark.parametrize("env, workload", list(cell_params()))
