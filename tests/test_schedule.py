@@ -142,3 +142,17 @@ def test_two_names_that_hash_alike_get_two_addresses():
     ip_a, mac_a = address_for(a, "10.213.77.0/24")
     ip_b, mac_b = address_for(b, "10.213.77.0/24", taken={ip_a})
     assert ip_b != ip_a and mac_b != mac_a and ip_b.startswith("10.213.77.")
+
+
+def test_addresses_held_are_read_from_the_live_instances_directories(tmp_path):
+    """KVM guests and OCI containers record their address in their directory; the next instance
+    of the network skips every one of them (a directory without the file holds none)."""
+    from isobench.drivers.hostnet import ADDRESS_FILE, address_for, addresses_held
+    a, b = "isobench-lxc_bridge-compression-2", "isobench-lxc_nat-compression-2"
+    held = tmp_path / a
+    held.mkdir()
+    (held / ADDRESS_FILE).write_text(address_for(a, "10.213.77.0/24")[0] + "\n")
+    (tmp_path / "no-address").mkdir()
+    taken = addresses_held(tmp_path.iterdir())
+    assert taken == {address_for(a, "10.213.77.0/24")[0]}
+    assert address_for(b, "10.213.77.0/24", taken=taken)[0] not in taken

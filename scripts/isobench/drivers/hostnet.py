@@ -12,10 +12,12 @@ traffic arriving from outside. The bridge's alias and every rule's comment carry
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 from ..errors import InstanceError
@@ -97,6 +99,21 @@ def address_for(name: str, subnet: str, taken: frozenset[str] | set[str] = froze
         raise ValueError(f"no free address in {subnet} for {name}")
     mac = "00:16:3e:" + ":".join(f"{b:02x}" for b in ip.packed[-3:])
     return str(ip), mac
+
+
+#: the file in an instance's directory holding its address, so that the next instance of the same
+#: network picks another one (:func:`addresses_held`)
+ADDRESS_FILE = "address"
+
+
+def addresses_held(dirs: Iterable[Path]) -> set[str]:
+    """The addresses recorded (:data:`ADDRESS_FILE`) in these instance directories: the live
+    instances of one network, to pass as ``taken`` to :func:`address_for`."""
+    held = set()
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            held.add((d / ADDRESS_FILE).read_text().strip())
+    return held
 
 
 # -- iptables ------------------------------------------------------------------------------------

@@ -366,7 +366,10 @@ class OciInstance(Instance):
         with self.engine.lock():
             if self.net != "host":
                 self.gateway = driver.ensure_network()
-                self.ip, self.mac = hostnet.address_for(self.name, driver.subnet)
+                others = (d for d in self.engine.instances.iterdir() if d != self.base)
+                self.ip, self.mac = hostnet.address_for(self.name, driver.subnet,
+                                                        taken=hostnet.addresses_held(others))
+                (self.base / hostnet.ADDRESS_FILE).write_text(self.ip)
                 if self.net == "nat":
                     self.published = choose_host_ports(self.name, served_ports(),
                                                        lambda p: port_free(self.gateway, p))

@@ -193,7 +193,8 @@ class KvmInstance(AgentInstance):
         self.dir = instance_dir(driver.paths, name)
         self.settings = driver.settings()
         self.accel = self.settings["accel"]
-        self.ip, self.mac = hostnet.address_for(name, driver.subnet)
+        others = (d for d in driver.paths.instances.glob("*.kvm") if d != self.dir)
+        self.ip, self.mac = hostnet.address_for(name, driver.subnet, taken=hostnet.addresses_held(others))
         self.saved_console = driver.paths.instances / f"{name}.console.log"
         self.paths = driver.paths
         self._conn = self._dom = None
@@ -215,6 +216,7 @@ class KvmInstance(AgentInstance):
     def _create(self, driver: KvmDriver, artifacts: dict[str, Any]) -> str:
         self.dir.mkdir(parents=True, mode=0o700)
         mark_dir(self.dir, driver.paths)
+        (self.dir / hostnet.ADDRESS_FILE).write_text(self.ip)
         root = self.dir / "root.qcow2"
         run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b", artifacts["base_disk"], str(root)])
         data = self.dir / f"data.{self.settings['disk']}"
